@@ -1,0 +1,94 @@
+"""How the trainer tells people and machines where it is.
+
+Two audiences, two channels. Machines (the operator, a log pipeline) read
+structured JSON lines on stdout: every log record becomes one JSON object, and
+a record's ``fields`` extra (epoch, train loss, validation metric, elapsed
+time) is merged in as top-level keys. People get a tqdm progress bar on stderr
+when stderr is a terminal or when asked (``--progress``); in a pod, where
+nobody watches a terminal, the JSON lines alone are the record.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import IO, TYPE_CHECKING, Any
+
+from tqdm import tqdm
+
+if TYPE_CHECKING:
+    from .loop import EpochReport
+
+logger = logging.getLogger(__name__)
+
+_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record; ``extra={"fields": {...}}`` adds keys."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            entry.update(fields)
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and key != "fields":
+                entry[key] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(*, stream: IO[str] | None = None, level: int = logging.INFO) -> None:
+    """Sends every log record as a JSON line to stdout (called by the CLIs)."""
+    handler = logging.StreamHandler(stream or sys.stdout)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+
+
+class Progress:
+    """Receives each epoch's report; logs it and moves the bar, if there is one."""
+
+    def __init__(self, *, epochs: int, show_bar: bool | None = None,
+                 stream: IO[str] | None = None, labels: dict[str, Any] | None = None) -> None:
+        out = stream or sys.stderr
+        wanted = out.isatty() if show_bar is None else show_bar
+        self._bar = tqdm(total=epochs, desc="training", unit="epoch", file=out,
+                         dynamic_ncols=True) if wanted else None
+        self._labels = labels or {}
+
+    def __call__(self, report: EpochReport) -> None:
+        fields = {
+            "event": "epoch",
+            **self._labels,
+            "epoch": report.epoch,
+            "trainLoss": round(report.train_loss, 6),
+            "validationMetric": report.metric,
+            "validationValue": round(report.value, 6),
+            "bestValue": round(report.best_value, 6),
+            "bestEpoch": report.best_epoch,
+            "elapsedSeconds": round(report.elapsed_seconds, 3),
+        }
+        logger.info("Epoch %d: train loss %.4f, validation %s %.4f.", report.epoch,
+                    report.train_loss, report.metric, report.value, extra={"fields": fields})
+        if self._bar is not None:
+            self._bar.update(1)
+            self._bar.set_postfix(loss=f"{report.train_loss:.4f}",
+                                  **{report.metric: f"{report.value:.4f}"})
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
