@@ -1,0 +1,37 @@
+"""Fixtures shared by every test folder.
+
+The control plane is started once per test session, on first use, and only
+by tests that ask for it (the `cluster` marker documents which ones do).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from tests.harness.controlplane import ControlPlane
+
+
+@pytest.fixture(scope="session")
+def control_plane() -> Iterator[ControlPlane]:
+    """A real etcd + kube-apiserver + kube-controller-manager on 127.0.0.1."""
+    plane = ControlPlane.start()
+    os.environ.setdefault("MODELSHIP_TEST_KUBECONFIG", str(plane.kubeconfig))
+    try:
+        yield plane
+    finally:
+        plane.stop()
+
+
+@pytest.fixture
+def namespace(control_plane: ControlPlane, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A namespace of the test's own, deleted (without waiting) afterwards."""
+    base = request.node.name.lower().replace("_", "-")[:40].strip("-")
+    name = f"t-{base}-{os.urandom(3).hex()}"
+    control_plane.kubectl("create", "namespace", name)
+    try:
+        yield name
+    finally:
+        control_plane.kubectl("delete", "namespace", name, "--wait=false", check=False)
