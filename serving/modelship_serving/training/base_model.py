@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -159,7 +160,9 @@ def _read_state(checkpoint: Path) -> dict[str, torch.Tensor]:
 
 def _load_torchscript(path: Path, input_features: int) -> tuple[Network, Architecture]:
     try:
-        module = torch.jit.load(str(path), map_location="cpu")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # TorchScript is what we load
+            module = torch.jit.load(str(path), map_location="cpu")
     except Exception as exc:
         raise InvalidBaseModel(f"cannot load {path} as TorchScript: {str(exc)[:600]}") from exc
 

@@ -51,8 +51,12 @@ def export_onnx(model: ServingModel, path: Path, *, features: int, task: str) ->
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", FutureWarning)
+            # Exported from the scripted model: a TorchScript body (a base
+            # loaded from model.pt) cannot be traced as part of a Python module.
+            scripted = torch.jit.script(model)
             torch.onnx.export(
-                model, (torch.zeros(2, features),), str(path),
+                scripted, (torch.zeros(2, features),), str(path),
                 input_names=[INPUT_NAME], output_names=names, dynamic_axes=dynamic,
                 opset_version=OPSET, dynamo=False,
             )
@@ -73,7 +77,7 @@ def export_torchscript(model: ServingModel, path: Path) -> None:
 
 
 def torch_outputs(model: ServingModel, x: np.ndarray, task: str) -> dict[str, np.ndarray]:
-    with torch.inference_mode():
+    with torch.no_grad():
         result = model.cpu().eval()(torch.from_numpy(np.ascontiguousarray(x, np.float32)))
     tensors = result if isinstance(result, tuple) else (result,)
     return {name: t.numpy() for name, t in zip(output_names(task), tensors, strict=True)}

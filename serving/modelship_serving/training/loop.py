@@ -160,8 +160,10 @@ def fit(
         samples_seen += int(order.shape[0])
 
         # Score the validation split on the watched metric only.
+        # no_grad, not inference_mode: a TorchScript body would keep inference
+        # tensors in its graph cache and refuse them in the next backward.
         network.eval()
-        with torch.inference_mode():
+        with torch.no_grad():
             value = objective.score(network(x_val), y_val, only=objective.metric)
         current = value.get(objective.metric, float("nan"))
         if is_better(objective.metric, current, best_value):

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..monitoring.reference import build_reference
 from . import distributed, triton_config
 from .architectures import ClassifierExport, RegressorExport, ServingModel
 from .base_model import ARCHITECTURE_FILE, CHECKPOINT_FILE, TORCHSCRIPT_FILE, prepare_network
@@ -33,7 +34,6 @@ from .export import INPUT_NAME, export_onnx, export_torchscript, torch_outputs, 
 from .loop import FitResult, Objective, Partition, fit
 from .metrics import Metrics, classification_metrics, regression_metrics
 from .progress import Progress
-from .reference import build_reference
 from .splitting import Standardizer, class_count, split_rows
 from .versiondir import check_free, staged_version, version_path
 
@@ -167,7 +167,7 @@ def _tensors(data: Prepared, device: torch.device) -> dict[str, Any]:
     if data.target is None:
         y_train = torch.from_numpy(raw_y.astype(np.int64)).to(device)
     else:
-        y_train = torch.from_numpy(data.target.apply(raw_y)[:, 0]).to(device)
+        y_train = torch.from_numpy(data.target.apply(raw_y[:, None])[:, 0]).to(device)
     return {"x_train": x_train, "y_train": y_train, "x_val": x_val,
             "y_val": data.y[data.validation]}
 
