@@ -1,0 +1,118 @@
+"""The `modelship` command: CRD generation, version, and the operator itself.
+
+The parser is built when `main()` runs, never at import, so importing this
+module (as the console script does) has no side effects. `run` imports the
+operator lazily: `crds` and `version` work without Kopf's machinery loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from modelship_operator import __version__
+
+logger = logging.getLogger(__name__)
+
+
+def _crds(args: argparse.Namespace) -> int:
+    from modelship_operator.api.crd import crd_files, write_crds
+
+    if args.write is None:
+        sys.stdout.write("---\n".join(crd_files().values()))
+        return 0
+    for path in write_crds(Path(args.write)):
+        print(path)
+    return 0
+
+
+def _version(args: argparse.Namespace) -> int:
+    from modelship_operator.api.base import API_VERSION
+
+    print(f"modelship {__version__}")
+    print(f"api {API_VERSION}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        operator = importlib.import_module("modelship_operator.reconcile.main")
+    except ModuleNotFoundError as error:
+        # Only the operator package itself being absent is "not built yet";
+        # a missing dependency inside it is a real error and propagates.
+        if error.name not in ("modelship_operator.reconcile", "modelship_operator.reconcile.main"):
+            raise
+        print(
+            f"modelship: the operator is not part of this build ({error.name} is missing)",
+            file=sys.stderr,
+        )
+        return 2
+    operator.run(
+        namespaces=args.namespace or [],
+        all_namespaces=args.all_namespaces,
+        liveness=args.liveness,
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="modelship",
+        description="Modelship: serve, fine-tune, ensemble and monitor models on Kubernetes.",
+    )
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    crds = verbs.add_parser(
+        "crds",
+        help="print the CustomResourceDefinitions (or write them with --write)",
+        description="Print the CRDs generated from the API types, as YAML, to stdout.",
+    )
+    crds.add_argument(
+        "--write",
+        metavar="DIR",
+        help="write one file per CRD into DIR instead (crds/ or charts/modelship/crds/)",
+    )
+    crds.set_defaults(handler=_crds)
+
+    version = verbs.add_parser("version", help="print Modelship's version and API version")
+    version.set_defaults(handler=_version)
+
+    run = verbs.add_parser("run", help="start the operator")
+    scope = run.add_mutually_exclusive_group()
+    scope.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        metavar="NS",
+        help="watch this namespace (repeatable; glob patterns allowed)",
+    )
+    scope.add_argument(
+        "-A",
+        "--all-namespaces",
+        action="store_true",
+        help="watch every namespace (the default when no --namespace is given)",
+    )
+    run.add_argument(
+        "--liveness",
+        metavar="URL",
+        default=None,
+        help="serve a liveness probe at this URL, e.g. http://0.0.0.0:8080/healthz",
+    )
+    run.set_defaults(handler=_run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `modelship` console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    if args.verb == "run" and not args.namespace:
+        args.all_namespaces = True
+    return int(args.handler(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
