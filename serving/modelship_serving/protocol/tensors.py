@@ -1,0 +1,227 @@
+"""Tensor codecs shared by HTTP, gRPC and the ensemble router.
+
+Raw (binary) tensors are little-endian, row-major element bytes; BYTES tensors
+are each element's length as a 4-byte little-endian integer followed by its
+bytes. JSON tensors are flat or nested lists in row-major order. Every decoder
+checks sizes against the declared shape before it trusts either, and never
+allocates from a size the client declared.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from modelship_serving.protocol.datatypes import Datatype, datatype
+from modelship_serving.protocol.errors import InvalidArgument
+
+_LENGTH = struct.Struct("<I")
+
+
+def element_count(shape: Sequence[int], *, name: str) -> int:
+    """The number of elements a shape holds; InvalidArgument when it is not a shape."""
+    count = 1
+    for dim in shape:
+        if type(dim) is not int or dim < 0:
+            raise InvalidArgument(
+                f"input '{name}': shape {list(shape)} must be a list of non-negative integers"
+            )
+        count *= dim
+    return count
+
+
+def parse_shape(raw: Any, *, name: str) -> tuple[int, ...]:
+    """A shape from a JSON value, rejecting anything but a list of ints >= 0."""
+    if not isinstance(raw, list):
+        raise InvalidArgument(f"input '{name}': 'shape' must be a list, got {type(raw).__name__}")
+    shape = tuple(raw)
+    element_count(shape, name=name)
+    return shape
+
+
+# -- raw bytes -----------------------------------------------------------------
+
+
+def decode_raw(dt: Datatype, shape: tuple[int, ...], buf: bytes | memoryview, *, name: str
+               ) -> np.ndarray:
+    """A numpy array from raw tensor bytes; InvalidArgument when sizes disagree."""
+    count = element_count(shape, name=name)
+    if dt.name == "BYTES":
+        return decode_bytes_elements(buf, count, name=name).reshape(shape)
+    expected = count * dt.itemsize
+    if len(buf) != expected:
+        raise InvalidArgument(
+            f"input '{name}': {dt.name} shape {list(shape)} needs {expected} bytes "
+            f"of raw data, got {len(buf)}"
+        )
+    return np.frombuffer(buf, dtype=dt.dtype).reshape(shape)
+
+
+def decode_bytes_elements(buf: bytes | memoryview, count: int, *, name: str) -> np.ndarray:
+    """The elements of a length-prefixed BYTES buffer, exactly `count` of them."""
+    view = memoryview(buf)
+    out = np.empty(count, dtype=np.object_)
+    offset = 0
+    size = len(view)
+    for i in range(count):
+        if offset + 4 > size:
+            raise InvalidArgument(
+                f"input '{name}': BYTES data ends after {i} of {count} elements "
+                f"(truncated length prefix at byte {offset})"
+            )
+        (length,) = _LENGTH.unpack_from(view, offset)
+        offset += 4
+        if offset + length > size:
+            raise InvalidArgument(
+                f"input '{name}': BYTES element {i} declares {length} bytes but only "
+                f"{size - offset} remain"
+            )
+        out[i] = bytes(view[offset:offset + length])
+        offset += length
+    if offset != size:
+        raise InvalidArgument(
+            f"input '{name}': BYTES data holds {size - offset} bytes beyond the "
+            f"{count} elements its shape declares"
+        )
+    return out
+
+
+def encode_raw(array: np.ndarray, dt: Datatype) -> bytes:
+    """The raw wire bytes of an array of datatype `dt`."""
+    if dt.name == "BYTES":
+        return encode_bytes_elements(array)
+    if array.dtype != dt.dtype:
+        array = array.astype(dt.dtype)
+    return np.ascontiguousarray(array).tobytes()
+
+
+def encode_bytes_elements(array: np.ndarray) -> bytes:
+    """Length-prefixed bytes of every element (str is UTF-8 encoded)."""
+    parts: list[bytes] = []
+    for item in array.reshape(-1):
+        if isinstance(item, str):
+            item = item.encode("utf-8")
+        elif not isinstance(item, (bytes, bytearray)):
+            item = str(item).encode("utf-8")
+        parts.append(_LENGTH.pack(len(item)))
+        parts.append(bytes(item))
+    return b"".join(parts)
+
+
+# -- JSON ----------------------------------------------------------------------
+
+_KINDS = {"b": "BOOL", "i": "integer", "u": "integer", "f": "number"}
+
+
+def decode_json(dt: Datatype, shape: tuple[int, ...], data: Any, *, name: str) -> np.ndarray:
+    """A numpy array from a JSON `data` value (flat or nested, row-major)."""
+    count = element_count(shape, name=name)
+    if not isinstance(data, list):
+        raise InvalidArgument(f"input '{name}': 'data' must be a list, got {type(data).__name__}")
+    if dt.name == "BYTES":
+        flat = _flatten_strings(data, name=name)
+        if len(flat) != count:
+            raise InvalidArgument(
+                f"input '{name}': shape {list(shape)} needs {count} elements, got {len(flat)}"
+            )
+        out = np.empty(count, dtype=np.object_)
+        out[:] = flat
+        return out.reshape(shape)
+
+    try:
+        values = np.asarray(data)
+    except ValueError:
+        raise InvalidArgument(f"input '{name}': 'data' is a ragged nested list") from None
+    if values.size != count:
+        raise InvalidArgument(
+            f"input '{name}': shape {list(shape)} needs {count} elements, got {values.size}"
+        )
+    if count == 0:
+        return np.zeros(shape, dtype=dt.dtype)
+    _check_json_kind(dt, values, name=name)
+    return values.astype(dt.dtype, copy=False).reshape(shape)
+
+
+def _check_json_kind(dt: Datatype, values: np.ndarray, *, name: str) -> None:
+    """Refuse values that would silently change meaning when cast to `dt`."""
+    kind = values.dtype.kind
+    if dt.name == "BOOL":
+        ok = kind == "b"
+    elif dt.dtype.kind in "iu":
+        ok = kind in "iu"
+        if ok:
+            info = np.iinfo(dt.dtype)
+            ok = info.min <= int(values.min()) and int(values.max()) <= info.max
+            if not ok:
+                raise InvalidArgument(
+                    f"input '{name}': values out of range for {dt.name} "
+                    f"[{info.min}, {info.max}]"
+                )
+    else:
+        ok = kind in "iuf"
+    if not ok:
+        want = "true/false" if dt.name == "BOOL" else _KINDS[dt.dtype.kind] + "s"
+        raise InvalidArgument(
+            f"input '{name}': datatype {dt.name} needs JSON {want}, got "
+            f"{_describe_kind(values)}"
+        )
+
+
+def _describe_kind(values: np.ndarray) -> str:
+    kind = values.dtype.kind
+    return {"b": "booleans", "i": "integers", "u": "integers", "f": "numbers",
+            "U": "strings"}.get(kind, "mixed or non-numeric values")
+
+
+def _flatten_strings(data: list[Any], *, name: str) -> list[bytes]:
+    """Flatten nested lists of strings into UTF-8 bytes."""
+    out: list[bytes] = []
+    stack: list[Any] = [iter(data)]
+    while stack:
+        for item in stack[-1]:
+            if isinstance(item, list):
+                stack.append(iter(item))
+                break
+            if isinstance(item, str):
+                out.append(item.encode("utf-8"))
+            elif isinstance(item, bool) or not isinstance(item, (int, float)):
+                raise InvalidArgument(
+                    f"input '{name}': BYTES data must be strings, got {type(item).__name__}"
+                )
+            else:
+                out.append(str(item).encode("utf-8"))
+        else:
+            stack.pop()
+    return out
+
+
+def encode_json(array: np.ndarray, dt: Datatype, *, name: str) -> list[Any]:
+    """The flat JSON list of an output array (BYTES as UTF-8 strings)."""
+    flat = array.reshape(-1)
+    if dt.name != "BYTES":
+        return flat.tolist()
+    out: list[str] = []
+    for item in flat:
+        if isinstance(item, (bytes, bytearray)):
+            try:
+                item = item.decode("utf-8")
+            except UnicodeDecodeError:
+                raise InvalidArgument(
+                    f"output '{name}' holds bytes that are not UTF-8; ask for it with "
+                    f"binary_data=true"
+                ) from None
+        out.append(str(item))
+    return out
+
+
+def as_datatype(name: Any, *, tensor: str) -> Datatype:
+    """The datatype a client declared for a tensor, or an error naming the tensor."""
+    if not isinstance(name, str):
+        raise InvalidArgument(f"input '{tensor}': 'datatype' must be a string")
+    try:
+        return datatype(name)
+    except InvalidArgument as exc:
+        raise InvalidArgument(f"input '{tensor}': {exc.message}") from None

@@ -1,0 +1,285 @@
+"""Which model versions are loaded, and loading or unloading them at runtime.
+
+A load reads the model's directory again, completes its config from the ONNX
+graph, opens a session per served version in a worker thread (ONNX Runtime's
+load blocks for as long as graph optimisation takes), then swaps the new set
+in at once; versions that left the set drain before they close. A load that
+fails leaves the model UNAVAILABLE with the reason, and whatever was serving
+before keeps serving; nothing a model does takes the server down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from prometheus_client import Histogram
+from tritonclient.grpc import model_config_pb2 as mc
+
+from modelship_serving.protocol.errors import InvalidArgument, NotFound, Unavailable
+from modelship_serving.repository.config import complete_config
+from modelship_serving.repository.errors import ModelConfigError, RepositoryError
+from modelship_serving.repository.layout import ModelRepository, select_versions
+from modelship_serving.runtime.cpu import thread_count
+from modelship_serving.runtime.scheduler import DynamicBatcher, Scheduler
+from modelship_serving.runtime.session import (
+    BatchObserver,
+    SessionRunner,
+    open_session,
+    session_options,
+)
+from modelship_serving.runtime.signature import Signature
+from modelship_serving.runtime.stats import ModelStats
+
+log = logging.getLogger(__name__)
+
+READY = "READY"
+UNAVAILABLE = "UNAVAILABLE"
+LOADING = "LOADING"
+UNLOADING = "UNLOADING"
+
+
+@dataclass
+class LoadedVersion:
+    """One served version: its config, signature, scheduler and statistics."""
+
+    name: str
+    version: int
+    config: mc.ModelConfig
+    signature: Signature
+    scheduler: Scheduler
+    stats: ModelStats
+    path: Path
+    stamp: tuple[int, int]
+
+    @property
+    def version_str(self) -> str:
+        return str(self.version)
+
+
+@dataclass
+class ModelEntry:
+    """What the repository index reports about one model."""
+
+    name: str
+    state: str = UNAVAILABLE
+    reason: str = ""
+    versions: dict[int, LoadedVersion] = field(default_factory=dict)
+    config: mc.ModelConfig | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def default_version(self) -> LoadedVersion | None:
+        return self.versions[max(self.versions)] if self.versions else None
+
+
+class ModelManager:
+    """Loads, serves and unloads the models of one repository."""
+
+    def __init__(
+        self,
+        repository: ModelRepository,
+        *,
+        cpu_limit: float,
+        observers: Sequence[BatchObserver],
+        batch_histogram: Histogram | None = None,
+    ) -> None:
+        self.repository = repository
+        self.cpu_limit = cpu_limit
+        self.observers = observers
+        self._batch_histogram = batch_histogram
+        self._models: dict[str, ModelEntry] = {}
+
+    # -- lookups (event loop, no awaits) -------------------------------------
+
+    def get(self, name: str, version: str = "") -> LoadedVersion:
+        """The version a request addresses; NotFound or Unavailable with why."""
+        entry = self._models.get(name)
+        if entry is None:
+            raise NotFound(f"model '{name}' is not in the repository")
+        if version:
+            try:
+                number = int(version)
+            except ValueError:
+                raise InvalidArgument(
+                    f"model '{name}': version {version!r:.40} is not an integer"
+                ) from None
+            loaded = entry.versions.get(number)
+            if loaded is None:
+                served = sorted(entry.versions)
+                raise NotFound(f"model '{name}' has no ready version {number}; "
+                               f"ready versions: {served}")
+            return loaded
+        loaded = entry.default_version()
+        if loaded is None:
+            why = f": {entry.reason}" if entry.reason else ""
+            raise Unavailable(f"model '{name}' is {entry.state.lower()}{why}")
+        return loaded
+
+    def is_ready(self, name: str, version: str = "") -> bool:
+        try:
+            self.get(name, version)
+        except (NotFound, Unavailable, InvalidArgument):
+            return False
+        return True
+
+    def entries(self) -> list[ModelEntry]:
+        return [self._models[n] for n in sorted(self._models)]
+
+    def loaded_versions(self) -> list[LoadedVersion]:
+        return [v for e in self.entries() for _, v in sorted(e.versions.items())]
+
+    def known_names(self) -> list[str]:
+        """Models in the repository directory or loaded, sorted."""
+        try:
+            on_disk = set(self.repository.model_names())
+        except OSError:
+            on_disk = set()
+        return sorted(on_disk | set(self._models))
+
+    # -- load / unload ------------------------------------------------------
+
+    async def load(self, name: str, *, config: mc.ModelConfig | None = None) -> ModelEntry:
+        """(Re)load a model from the repository; safe to call repeatedly.
+
+        Raises InvalidArgument with the reason when the model cannot be loaded;
+        the model is then UNAVAILABLE and any versions serving before keep serving.
+        """
+        entry = self._models.setdefault(name, ModelEntry(name))
+        async with entry.lock:
+            started = time.monotonic()
+            entry.state = LOADING
+            try:
+                new_config, versions = await asyncio.to_thread(self._open, name, config)
+            except RepositoryError as exc:
+                entry.state = READY if entry.versions else UNAVAILABLE
+                entry.reason = f"reload failed: {exc}" if entry.versions else str(exc)
+                log.warning("Model %s failed to load and is %s: %s", name,
+                            "still serving its previous versions" if entry.versions
+                            else "unavailable", exc)
+                raise InvalidArgument(f"failed to load '{name}': {exc}") from exc
+
+            old = entry.versions
+            entry.versions = versions
+            entry.config = new_config
+            entry.state = READY
+            entry.reason = ""
+            retired = [v for n, v in old.items() if versions.get(n) is not v]
+            log.info("Model %s is ready with versions %s (loaded in %.2fs).",
+                     name, sorted(versions), time.monotonic() - started)
+        for version in retired:
+            await version.scheduler.close()
+        return entry
+
+    async def unload(self, name: str) -> None:
+        """Stop serving a model after draining its in-flight requests (idempotent)."""
+        entry = self._models.get(name)
+        if entry is None:
+            if name not in self.known_names():
+                raise NotFound(f"model '{name}' is not in the repository")
+            self._models[name] = ModelEntry(name, reason="unloaded")
+            return
+        async with entry.lock:
+            entry.state = UNLOADING
+            versions = list(entry.versions.values())
+            entry.versions = {}
+            for version in versions:
+                await version.scheduler.close()
+            entry.state = UNAVAILABLE
+            entry.reason = "unloaded"
+        log.info("Model %s is unloaded.", name)
+
+    async def close(self) -> None:
+        """Drain and close every loaded version (server shutdown)."""
+        for entry in self.entries():
+            for version in list(entry.versions.values()):
+                await version.scheduler.close()
+
+    def _open(self, name: str, override: mc.ModelConfig | None
+              ) -> tuple[mc.ModelConfig, dict[int, LoadedVersion]]:
+        """Read, complete and open a model's served versions (worker thread)."""
+        source = self.repository.read(name, config=override)
+        if not source.versions:
+            raise RepositoryError(
+                f"model '{name}' has no version directory holding "
+                f"{source.config.default_model_filename or 'model.onnx'}"
+            )
+        wanted = select_versions(
+            source.config.version_policy if source.config.HasField("version_policy")
+            else _latest_one(), list(source.versions),
+        )
+        config = complete_config(source.config, name=name,
+                                 onnx_path=source.versions[max(wanted)])
+        # Reuse versions already serving the same file and config.
+        current = self._models.get(name)
+        opened: dict[int, LoadedVersion] = {}
+        for number in wanted:
+            path = source.versions[number]
+            kept = current.versions.get(number) if current else None
+            if kept is not None and kept.config == config and kept.stamp == _stamp(path):
+                opened[number] = kept
+                continue
+            opened[number] = self._open_version(name, number, config, path)
+        return config, opened
+
+    def _open_version(self, name: str, number: int, config: mc.ModelConfig,
+                      path: Path) -> LoadedVersion:
+        instances = sum(max(g.count, 1) for g in config.instance_group) or 1
+        threads = thread_count(self.cpu_limit, instances)
+        session = open_session(path, session_options(config, threads))
+        try:
+            signature = Signature.from_config(config)
+        except InvalidArgument as exc:
+            raise ModelConfigError(exc.message) from None
+        _check_session(session, signature)
+        runner = SessionRunner(model=name, version=str(number), session=session,
+                               signature=signature, observers=self.observers)
+        stats = ModelStats()
+        batch_sizes = None
+        if self._batch_histogram is not None:
+            batch_sizes = self._batch_histogram.labels(name, str(number))
+        scheduler: Scheduler
+        if config.HasField("dynamic_batching") and config.max_batch_size > 0:
+            batching = config.dynamic_batching
+            scheduler = DynamicBatcher(
+                runner, stats, instances=instances,
+                max_batch_size=config.max_batch_size,
+                preferred_batch_sizes=list(batching.preferred_batch_size),
+                max_queue_delay_us=batching.max_queue_delay_microseconds,
+                batch_histogram=batch_sizes,
+            )
+        else:
+            scheduler = Scheduler(runner, stats, instances=instances,
+                                  batch_histogram=batch_sizes)
+        log.info("Opened model %s version %s from %s with %d instance(s) of %d thread(s).",
+                 name, number, path, instances, threads)
+        return LoadedVersion(name, number, config, signature, scheduler, stats, path,
+                             _stamp(path))
+
+
+def _latest_one() -> mc.ModelVersionPolicy:
+    policy = mc.ModelVersionPolicy()
+    policy.latest.num_versions = 1
+    return policy
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    """What tells a changed model file from the one already loaded."""
+    try:
+        st = path.stat()
+    except OSError:
+        return (0, 0)
+    return (st.st_mtime_ns, st.st_size)
+
+
+def _check_session(session: object, signature: Signature) -> None:
+    """Refuse a version whose graph lacks a tensor the (completed) config declares."""
+    graph_inputs = {i.name for i in session.get_inputs()}  # type: ignore[attr-defined]
+    graph_outputs = {o.name for o in session.get_outputs()}  # type: ignore[attr-defined]
+    missing = sorted((set(signature.inputs) - graph_inputs)
+                     | (set(signature.outputs) - graph_outputs))
+    if missing:
+        raise ModelConfigError(f"the ONNX graph has no tensors named {missing}")

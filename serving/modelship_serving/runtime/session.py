@@ -1,0 +1,203 @@
+"""One ONNX Runtime session and the batch execution that runs in worker threads.
+
+`execute` is the only code that runs off the event loop: it stacks the inputs
+of the requests in a batch, runs the session, splits the outputs back, and
+hands the batch to every registered observer. Everything it needs is passed
+in or immutable, so several worker threads may run it at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import onnxruntime as ort
+from tritonclient.grpc import model_config_pb2 as mc
+
+from modelship_serving.protocol.errors import InternalError, InvalidArgument
+from modelship_serving.repository.errors import ModelLoadError
+from modelship_serving.runtime.signature import Signature
+
+log = logging.getLogger(__name__)
+
+
+class BatchObserver(Protocol):
+    """Sees every executed batch (drift detection, anomaly counting).
+
+    Called in the worker thread right after the session ran, with the whole
+    batch's inputs and outputs. It must be quick and must not keep references
+    to arrays it intends to mutate; exceptions are logged and swallowed.
+    """
+
+    def observe(
+        self,
+        model: str,
+        version: str,
+        inputs: dict[str, np.ndarray],
+        outputs: dict[str, np.ndarray],
+    ) -> None: ...
+
+
+@dataclass(slots=True)
+class BatchTiming:
+    """Nanoseconds spent in each stage of one batch, for Triton's statistics."""
+
+    start_ns: int
+    input_ns: int
+    infer_ns: int
+    output_ns: int
+
+
+def session_options(config: mc.ModelConfig, threads: int) -> ort.SessionOptions:
+    """Session options sized for the pod; config.pbtxt parameters may override."""
+    params = {k: v.string_value for k, v in config.parameters.items()}
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.intra_op_num_threads = _int_param(params, "intra_op_thread_count", threads)
+    opts.inter_op_num_threads = _int_param(params, "inter_op_thread_count", 1)
+    # Spinning threads burn the quota that request handling on the event loop
+    # needs; a server shares its cores, so threads sleep unless asked otherwise.
+    spinning = params.get("allow_spinning", "0")
+    opts.add_session_config_entry("session.intra_op.allow_spinning", spinning)
+    opts.add_session_config_entry("session.inter_op.allow_spinning", spinning)
+    opts.log_severity_level = 3
+    return opts
+
+
+def _int_param(params: dict[str, str], key: str, default: int) -> int:
+    raw = params.get(key)
+    if raw is None:
+        return default
+    try:
+        return max(0, int(raw))
+    except ValueError:
+        log.warning("Ignoring parameter %s=%r: not an integer.", key, raw)
+        return default
+
+
+def open_session(path: Path, options: ort.SessionOptions) -> ort.InferenceSession:
+    """An InferenceSession on CPU; ModelLoadError when ONNX Runtime refuses the file."""
+    try:
+        return ort.InferenceSession(str(path), sess_options=options,
+                                    providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ORT raises its own Fail/InvalidGraph/... types
+        raise ModelLoadError(f"ONNX Runtime cannot load {path}: {exc}") from exc
+
+
+class SessionRunner:
+    """Runs batches of requests through one session (thread-safe)."""
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        version: str,
+        session: ort.InferenceSession,
+        signature: Signature,
+        observers: Sequence[BatchObserver],
+    ) -> None:
+        self.model = model
+        self.version = version
+        self.session = session
+        self.signature = signature
+        self.observers = observers
+        self._output_names = [o.name for o in session.get_outputs()]
+        self._string_inputs = {
+            n for n, s in signature.inputs.items() if s.datatype.name == "BYTES"
+        }
+        self._string_outputs = {
+            n for n, s in signature.outputs.items() if s.datatype.name == "BYTES"
+        }
+
+    def execute(
+        self, feeds: Sequence[dict[str, np.ndarray]], sizes: Sequence[int]
+    ) -> tuple[list[dict[str, np.ndarray]], BatchTiming]:
+        """Outputs of each request in the batch and the time spent per stage.
+
+        Raises InvalidArgument when ONNX Runtime rejects the inputs (a value a
+        graph cannot take) and InternalError for anything else it raises.
+        """
+        start = time.perf_counter_ns()
+        if len(feeds) == 1:
+            feed = dict(feeds[0])
+        else:
+            feed = {name: np.concatenate([f[name] for f in feeds]) for name in feeds[0]}
+        for name in self._string_inputs & feed.keys():
+            feed[name] = _to_text(feed[name], name=name)
+        ready = time.perf_counter_ns()
+
+        try:
+            results = self.session.run(self._output_names, feed)
+        except (ort.capi.onnxruntime_pybind11_state.InvalidArgument,
+                ort.capi.onnxruntime_pybind11_state.Fail) as exc:
+            raise InvalidArgument(f"model '{self.model}' refused the inputs: {exc}") from exc
+        except Exception as exc:
+            raise InternalError(f"model '{self.model}' failed to run: {exc}") from exc
+        ran = time.perf_counter_ns()
+
+        outputs = dict(zip(self._output_names, results))
+        for name in self._string_outputs & outputs.keys():
+            outputs[name] = _to_bytes(outputs[name])
+        self._notify(feed, outputs)
+        if len(feeds) == 1:
+            split = [outputs]
+        else:
+            split = _split(outputs, sizes, model=self.model)
+        done = time.perf_counter_ns()
+        return split, BatchTiming(start, ready - start, ran - ready, done - ran)
+
+    def _notify(self, feed: dict[str, np.ndarray], outputs: dict[str, np.ndarray]) -> None:
+        for observer in self.observers:
+            try:
+                observer.observe(self.model, self.version, feed, outputs)
+            except Exception:
+                log.exception("Observer %r failed on model %s version %s; the request "
+                              "is unaffected.", observer, self.model, self.version)
+
+
+def _split(outputs: dict[str, np.ndarray], sizes: Sequence[int], *, model: str
+           ) -> list[dict[str, np.ndarray]]:
+    """Cut each batched output back into one piece per request."""
+    total = sum(sizes)
+    bounds = np.cumsum(sizes)[:-1]
+    pieces: list[dict[str, np.ndarray]] = [{} for _ in sizes]
+    for name, array in outputs.items():
+        if array.ndim == 0 or array.shape[0] != total:
+            raise InternalError(
+                f"model '{model}' returned output '{name}' of shape {list(array.shape)} "
+                f"for a batch of {total}; it cannot be split per request"
+            )
+        for piece, part in zip(pieces, np.split(array, bounds)):
+            piece[name] = part
+    return pieces
+
+
+def _to_text(array: np.ndarray, *, name: str) -> np.ndarray:
+    """BYTES elements as str, which is what ONNX Runtime's string tensors take."""
+    out = np.empty(array.shape, dtype=np.object_)
+    flat_in = array.reshape(-1)
+    flat_out = out.reshape(-1)
+    for i, item in enumerate(flat_in):
+        if isinstance(item, (bytes, bytearray)):
+            try:
+                item = bytes(item).decode("utf-8")
+            except UnicodeDecodeError:
+                raise InvalidArgument(
+                    f"input '{name}': element {i} is not UTF-8; ONNX string tensors hold text"
+                ) from None
+        flat_out[i] = item
+    return out
+
+
+def _to_bytes(array: np.ndarray) -> np.ndarray:
+    out = np.empty(array.shape, dtype=np.object_)
+    flat_out = out.reshape(-1)
+    for i, item in enumerate(array.reshape(-1)):
+        flat_out[i] = item.encode("utf-8") if isinstance(item, str) else item
+    return out

@@ -1,0 +1,134 @@
+"""Running the core behind HTTP, gRPC and metrics listeners on one event loop.
+
+Listeners open before models load, so liveness answers while a large model is
+still being optimised and readiness says when it is done. Shutdown runs in
+the order Kubernetes needs: report not-ready, stop accepting, let every
+request already received finish, then close the models.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import grpc
+import uvicorn
+
+from modelship_serving.server import grpc_service
+from modelship_serving.server.core import ModelServer
+from modelship_serving.server.http_app import HttpApp
+from modelship_serving.server.metrics import MetricsApp
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_REQUEST_BYTES = 64 * 1024 * 1024
+
+
+@dataclass
+class Listeners:
+    """Where the server listens; port 0 picks a free port (tests)."""
+
+    host: str = "0.0.0.0"
+    http_port: int = 8000
+    grpc_port: int = 8001
+    metrics_port: int | None = 8002
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    shutdown_grace_seconds: float = 30.0
+    drain_delay_seconds: float = 0.0
+    bound: dict[str, int] = field(default_factory=dict)
+
+
+class _Uvicorn(uvicorn.Server):
+    """uvicorn without its own signal handling: shutdown is ours to order."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+def _uvicorn(app: object, grace: float) -> _Uvicorn:
+    config = uvicorn.Config(
+        app, loop="none", http="httptools", lifespan="off", access_log=False,
+        log_config=None, server_header=False, date_header=False,
+        timeout_keep_alive=75, timeout_graceful_shutdown=int(grace) or None,
+    )
+    return _Uvicorn(config)
+
+
+class ServingProcess:
+    """Owns the listeners of one ModelServer and their orderly shutdown."""
+
+    def __init__(self, core: ModelServer, listeners: Listeners) -> None:
+        self.core = core
+        self.listeners = listeners
+        self._http: _Uvicorn | None = None
+        self._metrics: _Uvicorn | None = None
+        self._grpc: grpc.aio.Server | None = None
+        self._http_task: asyncio.Task[None] | None = None
+        self._metrics_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Open every listener, then load the models (readiness follows)."""
+        opts = self.listeners
+        http_sock = _bind(opts.host, opts.http_port)
+        opts.bound["http"] = http_sock.getsockname()[1]
+        self._http = _uvicorn(HttpApp(self.core, max_request_bytes=opts.max_request_bytes),
+                              opts.shutdown_grace_seconds)
+        self._http_task = asyncio.create_task(self._http.serve(sockets=[http_sock]))
+
+        if opts.metrics_port is not None:
+            metrics_sock = _bind(opts.host, opts.metrics_port)
+            opts.bound["metrics"] = metrics_sock.getsockname()[1]
+            self._metrics = _uvicorn(MetricsApp(self.core), 1)
+            self._metrics_task = asyncio.create_task(
+                self._metrics.serve(sockets=[metrics_sock]))
+
+        self._grpc = grpc.aio.server(options=[
+            ("grpc.so_reuseport", 0),
+            ("grpc.max_receive_message_length", opts.max_request_bytes),
+            ("grpc.max_send_message_length", -1),
+        ])
+        grpc_service.register(self._grpc, self.core)
+        address = f"[{opts.host}]" if ":" in opts.host else opts.host
+        opts.bound["grpc"] = self._grpc.add_insecure_port(f"{address}:{opts.grpc_port}")
+        await self._grpc.start()
+        log.info("Listening: HTTP on %s:%d, gRPC on %s:%d, metrics on %s.", opts.host,
+                 opts.bound["http"], opts.host, opts.bound["grpc"], opts.host,
+                 opts.bound.get("metrics", "(off)"))
+        await self.core.start()
+
+    async def shutdown(self) -> None:
+        """Not-ready first, then stop accepting and drain in-flight requests."""
+        opts = self.listeners
+        self.core.begin_drain()
+        log.info("Shutting down: readiness is off; draining in-flight requests.")
+        if opts.drain_delay_seconds > 0:
+            await asyncio.sleep(opts.drain_delay_seconds)
+        waits: list[asyncio.Future[object]] = []
+        if self._http is not None:
+            self._http.should_exit = True
+            waits.append(self._http_task)  # type: ignore[arg-type]
+        if self._grpc is not None:
+            waits.append(asyncio.ensure_future(self._grpc.stop(opts.shutdown_grace_seconds)))
+        await asyncio.gather(*waits, return_exceptions=True)
+
+        # Metrics go last, so a scrape during the drain still sees it.
+        if self._metrics is not None:
+            self._metrics.should_exit = True
+            await asyncio.gather(self._metrics_task, return_exceptions=True)
+        await self.core.close()
+        log.info("Shutdown complete.")

@@ -1,0 +1,308 @@
+"""The server's core: every protocol operation once, for both transports.
+
+HTTP and gRPC are thin adapters over this class. They decode a request into
+the protocol's neutral types, call one method here, and encode what comes
+back; metadata, statistics and the repository index are built as the gRPC
+service's protobuf messages, which the HTTP adapter renders as Triton's JSON.
+Errors are `InferenceError`s that already carry both status codes.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Histogram
+from tritonclient.grpc import model_config_pb2 as mc
+from tritonclient.grpc import service_pb2 as pb
+
+import modelship_serving
+from modelship_serving.protocol.errors import (
+    InferenceError,
+    InternalError,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+)
+from modelship_serving.protocol.types import InferOutput, InferRequest, InferResponse
+from modelship_serving.repository.config import config_to_json, parse_config_json
+from modelship_serving.repository.errors import ModelConfigError
+from modelship_serving.repository.layout import ModelRepository
+from modelship_serving.runtime.cpu import cpu_limit as detect_cpu_limit
+from modelship_serving.runtime.manager import READY, LoadedVersion, ModelManager
+from modelship_serving.runtime.session import BatchObserver
+from modelship_serving.server.logs import new_request_id, payload_summary, request_context
+
+log = logging.getLogger(__name__)
+payload_log = logging.getLogger("modelship_serving.payload")
+
+SERVER_NAME = "modelship"
+EXTENSIONS = ["model_repository", "model_configuration", "statistics", "binary_tensor_data",
+              "schedule_policy"]
+
+_LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
+class ModelServer:
+    """One repository served over any number of transports."""
+
+    def __init__(
+        self,
+        repository: Path | str,
+        *,
+        control_mode: str = "none",
+        startup_models: Iterable[str] = (),
+        cpu_limit: float | None = None,
+        registry: CollectorRegistry | None = None,
+        observers: Iterable[BatchObserver] = (),
+        payload_log_sample_rate: float = 0.0,
+        strict_readiness: bool = True,
+    ) -> None:
+        if control_mode not in ("none", "explicit"):
+            raise ValueError(f"model control mode must be none or explicit, not {control_mode!r}")
+        if not 0.0 <= payload_log_sample_rate <= 1.0:
+            raise ValueError("payload log sample rate must be within [0, 1]")
+        self.control_mode = control_mode
+        self.startup_models = list(startup_models)
+        self.strict_readiness = strict_readiness
+        self.payload_log_sample_rate = payload_log_sample_rate
+        self.observers: list[BatchObserver] = list(observers)
+        self.registry = registry
+        self.request_seconds = Histogram(
+            "modelship_request_duration_seconds",
+            "Time from a request's arrival to its response, by protocol.",
+            ["model", "version", "protocol"], buckets=_LATENCY_BUCKETS, registry=registry,
+        )
+        batch_sizes = Histogram(
+            "modelship_batch_size", "Inferences per execution of a model.",
+            ["model", "version"], buckets=_BATCH_BUCKETS, registry=registry,
+        )
+        self.manager = ModelManager(
+            ModelRepository(Path(repository)),
+            cpu_limit=cpu_limit if cpu_limit is not None else detect_cpu_limit(),
+            observers=self.observers,
+            batch_histogram=batch_sizes,
+        )
+        self._started = False
+        self._draining = False
+        self._latency_children: dict[tuple[str, str, str], object] = {}
+
+    # -- life cycle -----------------------------------------------------------
+
+    def add_observer(self, observer: BatchObserver) -> None:
+        """Register an observer of every executed batch (drift, anomaly detection).
+
+        Applies to models already loaded and to those loaded later.
+        """
+        self.observers.append(observer)
+
+    async def start(self) -> None:
+        """Load the models the control mode says to load; failures are reported, not raised."""
+        if self.control_mode == "none" or "*" in self.startup_models:
+            names = self.manager.known_names()
+        else:
+            names = self.startup_models
+        self._expected = list(names)
+        for name in names:
+            try:
+                await self.manager.load(name)
+            except InferenceError:
+                pass  # recorded as UNAVAILABLE with its reason; logged by the manager
+        self._started = True
+        ready = sum(1 for e in self.manager.entries() if e.state == READY)
+        log.info("Serving %d of %d model(s) from %s.", ready, len(names),
+                 self.manager.repository.root)
+
+    def begin_drain(self) -> None:
+        """Report not-ready from now on (first step of a graceful shutdown)."""
+        self._draining = True
+
+    async def close(self) -> None:
+        await self.manager.close()
+
+    # -- health -----------------------------------------------------------------
+
+    def live(self) -> bool:
+        return True
+
+    def ready(self) -> bool:
+        if not self._started or self._draining:
+            return False
+        if not self.strict_readiness:
+            return True
+        return all(self.manager.is_ready(name) for name in self._expected
+                   if name in {e.name for e in self.manager.entries()})
+
+    def model_ready(self, name: str, version: str = "") -> bool:
+        return not self._draining and self.manager.is_ready(name, version)
+
+    # -- inference --------------------------------------------------------------
+
+    async def infer(self, request: InferRequest, *, protocol: str) -> InferResponse:
+        """Run one request; raises InferenceError (already logged when it is a bug)."""
+        start = time.perf_counter_ns()
+        request_id = request.id or new_request_id()
+        with request_context(request_id, request.model_name):
+            model = self.manager.get(request.model_name, request.model_version)
+            try:
+                feed, batch = model.signature.check_inputs(request.inputs)
+                model.signature.check_outputs(request.outputs)
+                result = await model.scheduler.submit(feed, batch)
+                response = _response(request, model, result.outputs)
+            except InferenceError as exc:
+                self._failed(model, start, protocol, exc)
+                raise
+            except Exception as exc:
+                error = InternalError(f"model '{model.name}' failed: {exc}")
+                self._failed(model, start, protocol, error)
+                raise error from exc
+
+            elapsed = time.perf_counter_ns() - start
+            timing = result.timing
+            model.stats.request_done(
+                ok=True, duration_ns=elapsed, queue_ns=result.queue_ns,
+                input_ns=timing.input_ns, infer_ns=timing.infer_ns, output_ns=timing.output_ns,
+            )
+            self._observe_latency(model, protocol, elapsed)
+            if self.payload_log_sample_rate and random.random() < self.payload_log_sample_rate:
+                payload_log.info("Sampled payload of request %s.", request_id, extra={
+                    "payload": payload_summary(feed, result.outputs)})
+            return response
+
+    def _failed(self, model: LoadedVersion, start: int, protocol: str,
+                exc: InferenceError) -> None:
+        elapsed = time.perf_counter_ns() - start
+        model.stats.request_done(ok=False, duration_ns=elapsed)
+        self._observe_latency(model, protocol, elapsed)
+        if exc.is_client_error:
+            log.debug("Refused request: %s", exc.message)
+        else:
+            log.error("Request failed: %s", exc.message, exc_info=exc.__cause__ is not None)
+
+    def _observe_latency(self, model: LoadedVersion, protocol: str, elapsed_ns: int) -> None:
+        key = (model.name, model.version_str, protocol)
+        child = self._latency_children.get(key)
+        if child is None:
+            child = self._latency_children[key] = self.request_seconds.labels(*key)
+        child.observe(elapsed_ns / 1e9)  # type: ignore[attr-defined]
+
+    # -- metadata, config, statistics ------------------------------------------------
+
+    def server_metadata(self) -> pb.ServerMetadataResponse:
+        return pb.ServerMetadataResponse(name=SERVER_NAME, version=modelship_serving.__version__,
+                                         extensions=EXTENSIONS)
+
+    def model_metadata(self, name: str, version: str = "") -> pb.ModelMetadataResponse:
+        model = self.manager.get(name, version)
+        entry = {e.name: e for e in self.manager.entries()}[name]
+        sig = model.signature
+        message = pb.ModelMetadataResponse(
+            name=name, versions=[str(v) for v in sorted(entry.versions)],
+            platform=model.config.platform,
+        )
+        for kind, specs in (("inputs", sig.inputs), ("outputs", sig.outputs)):
+            for spec in specs.values():
+                getattr(message, kind).add(name=spec.name, datatype=spec.datatype.name,
+                                           shape=spec.wire_shape(sig.batching))
+        return message
+
+    def model_config(self, name: str, version: str = "") -> mc.ModelConfig:
+        return self.manager.get(name, version).config
+
+    def model_statistics(self, name: str = "", version: str = "") -> pb.ModelStatisticsResponse:
+        if name:
+            versions = [self.manager.get(name, version)]
+        elif version:
+            raise InvalidArgument("statistics for a version need a model name")
+        else:
+            versions = self.manager.loaded_versions()
+        response = pb.ModelStatisticsResponse()
+        for model in versions:
+            _fill_statistics(response.model_stats.add(), model)
+        return response
+
+    def repository_index(self, *, ready_only: bool = False) -> pb.RepositoryIndexResponse:
+        response = pb.RepositoryIndexResponse()
+        entries = {e.name: e for e in self.manager.entries()}
+        for name in self.manager.known_names():
+            entry = entries.get(name)
+            if entry is None:
+                if not ready_only:
+                    response.models.add(name=name)
+                continue
+            if entry.versions:
+                for number in sorted(entry.versions):
+                    response.models.add(name=name, version=str(number), state=READY,
+                                        reason=entry.reason)
+            elif not ready_only:
+                response.models.add(name=name, state=entry.state, reason=entry.reason)
+        return response
+
+    async def load_model(self, name: str, *, config_json: str | None = None) -> None:
+        """Load or reload a model (explicit control mode only)."""
+        self._check_explicit("load")
+        override = None
+        if config_json:
+            try:
+                override = parse_config_json(config_json, source="load request 'config'")
+            except ModelConfigError as exc:
+                raise InvalidArgument(str(exc)) from None
+        if name not in self.manager.known_names():
+            raise NotFound(f"model '{name}' is not in the repository")
+        await self.manager.load(name, config=override)
+
+    async def unload_model(self, name: str) -> None:
+        self._check_explicit("unload")
+        await self.manager.unload(name)
+
+    def _check_explicit(self, action: str) -> None:
+        if self.control_mode != "explicit":
+            raise Unavailable(f"explicit model {action} is not allowed: the server runs with "
+                              f"--model-control-mode={self.control_mode}")
+
+    def config_json(self, name: str, version: str = "") -> dict[str, object]:
+        return config_to_json(self.model_config(name, version))
+
+
+def _response(request: InferRequest, model: LoadedVersion, outputs: dict) -> InferResponse:
+    specs = model.signature.outputs
+    if request.outputs:
+        chosen = [(o.name, o.binary) for o in request.outputs]
+    else:
+        chosen = [(name, request.binary_outputs_by_default) for name in specs]
+    tensors = []
+    for name, binary in chosen:
+        array = outputs[name]
+        spec = specs[name]
+        if spec.datatype.name != "BYTES" and array.dtype != spec.datatype.dtype:
+            array = array.astype(spec.datatype.dtype)
+        tensors.append(InferOutput(name, spec.datatype.name, array.shape, array, binary))
+    return InferResponse(model_name=model.name, model_version=model.version_str,
+                         id=request.id, outputs=tensors)
+
+
+def _fill_statistics(message: pb.ModelStatistics, model: LoadedVersion) -> None:
+    snap = model.stats.snapshot()
+    message.name = model.name
+    message.version = model.version_str
+    message.last_inference = snap.last_inference_ms
+    message.inference_count = snap.inference_count
+    message.execution_count = snap.execution_count
+    stats = message.inference_stats
+    for field in ("success", "fail", "queue", "compute_input", "compute_infer",
+                  "compute_output"):
+        duration = getattr(snap, field)
+        getattr(stats, field).count = duration.count
+        getattr(stats, field).ns = duration.ns
+    for size, batch in snap.batches.items():
+        entry = message.batch_stats.add(batch_size=size)
+        for field in ("compute_input", "compute_infer", "compute_output"):
+            duration = getattr(batch, field)
+            getattr(entry, field).count = duration.count
+            getattr(entry, field).ns = duration.ns
+

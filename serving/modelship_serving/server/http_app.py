@@ -1,0 +1,248 @@
+"""The HTTP/REST adapter: a raw ASGI application over the core.
+
+No web framework sits between uvicorn and the protocol: for a small model the
+request handling is the whole cost, so routing is a split path and a dict
+lookup, bodies are read once into one buffer, and responses are two ASGI
+messages. The body size limit is checked against Content-Length before any
+byte is read, and again while reading when the client sends none.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from modelship_serving.protocol import http_codec
+from modelship_serving.protocol.errors import (
+    InferenceError,
+    InvalidArgument,
+    NotFound,
+    RequestTooLarge,
+)
+from modelship_serving.repository.config import config_to_json
+from modelship_serving.server.core import ModelServer
+
+log = logging.getLogger(__name__)
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+_JSON = [(b"content-type", b"application/json")]
+_HEADER_LENGTH = http_codec.HEADER_LENGTH.encode()
+_HEADER_LENGTH_LOWER = _HEADER_LENGTH.lower()
+
+
+class _Disconnected(Exception):
+    """The client went away before its body arrived; nothing to answer."""
+
+
+class HttpApp:
+    """ASGI callable serving the Open Inference Protocol's REST API."""
+
+    def __init__(self, server: ModelServer, *, max_request_bytes: int) -> None:
+        self.server = server
+        self.max_request_bytes = max_request_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        try:
+            status, body, headers = await self._route(scope, receive)
+        except _Disconnected:
+            return
+        except InferenceError as exc:
+            status, body, headers = exc.http_status, _error_body(exc.message), _JSON
+        except Exception as exc:  # a bug: answer 500 and keep serving
+            log.exception("Unhandled error on %s %s.", scope.get("method"), scope.get("path"))
+            status, body, headers = 500, _error_body(f"internal error: {exc}"), _JSON
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _route(self, scope: Scope, receive: Receive
+                     ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        method = scope["method"]
+        parts = scope["path"].strip("/").split("/")
+        if not parts or parts[0] != "v2":
+            raise NotFound(f"no route for {scope['path']!r:.80}")
+        rest = parts[1:]
+        server = self.server
+
+        if not rest:
+            return _ok(http_codec.dumps(_server_metadata(server)))
+        head = rest[0]
+        if head == "health" and len(rest) == 2 and method == "GET":
+            if rest[1] == "live":
+                return (200 if server.live() else 503), b"", _JSON
+            if rest[1] == "ready":
+                return (200 if server.ready() else 503), b"", _JSON
+        if head == "models":
+            return await self._models(method, rest[1:], scope, receive)
+        if head == "repository":
+            return await self._repository(method, rest[1:], scope, receive)
+        raise NotFound(f"no route for {method} {scope['path']!r:.80}")
+
+    async def _models(self, method: str, rest: list[str], scope: Scope, receive: Receive
+                      ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        server = self.server
+        if rest == ["stats"] and method == "GET":
+            return _ok(_to_json(server.model_statistics()))
+        if not rest or not rest[0]:
+            raise NotFound("a model name is required after /v2/models/")
+        name, version, action = rest[0], "", rest[1:]
+        if len(action) >= 2 and action[0] == "versions":
+            version, action = action[1], action[2:]
+        verb = action[0] if action else ""
+        if len(action) > 1:
+            raise NotFound(f"no route for {scope['path']!r:.80}")
+
+        if verb == "infer" and method == "POST":
+            return await self._infer(name, version, scope, receive)
+        if method != "GET":
+            raise NotFound(f"no route for {method} {scope['path']!r:.80}")
+        if verb == "":
+            return _ok(_to_json(server.model_metadata(name, version)))
+        if verb == "ready":
+            return (200 if server.model_ready(name, version) else 400), b"", _JSON
+        if verb == "config":
+            return _ok(http_codec.dumps(server.config_json(name, version)))
+        if verb == "stats":
+            return _ok(_to_json(server.model_statistics(name, version)))
+        raise NotFound(f"no route for {method} {scope['path']!r:.80}")
+
+    async def _repository(self, method: str, rest: list[str], scope: Scope, receive: Receive
+                          ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        if method != "POST":
+            raise NotFound(f"no route for {method} {scope['path']!r:.80}")
+        body = await self._read_body(scope, receive)
+        params = http_codec.load_json_object(body, what="request body") if body.strip() else {}
+        if rest == ["index"]:
+            ready = params.get("ready", False)
+            if not isinstance(ready, bool):
+                raise InvalidArgument("'ready' must be a boolean")
+            index = self.server.repository_index(ready_only=ready)
+            return _ok(http_codec.dumps(_to_json(index, raw=True).get("models", [])))
+        if len(rest) == 3 and rest[0] == "models" and rest[2] in ("load", "unload"):
+            name = rest[1]
+            parameters = params.get("parameters") or {}
+            if not isinstance(parameters, dict):
+                raise InvalidArgument("'parameters' must be a JSON object")
+            if rest[2] == "load":
+                config = parameters.get("config")
+                if config is not None and not isinstance(config, str):
+                    raise InvalidArgument("parameter 'config' must be a JSON string")
+                await self.server.load_model(name, config_json=config)
+            else:
+                await self.server.unload_model(name)
+            return 200, b"", _JSON
+        raise NotFound(f"no route for {method} {scope['path']!r:.80}")
+
+    async def _infer(self, name: str, version: str, scope: Scope, receive: Receive
+                     ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        body = await self._read_body(scope, receive)
+        header_length = None
+        for key, value in scope["headers"]:
+            if key == _HEADER_LENGTH_LOWER:
+                header_length = http_codec.parse_header_length(value.decode("latin-1"),
+                                                               len(body))
+                break
+        request = http_codec.decode_request(body, header_length, model_name=name,
+                                            model_version=version)
+        response = await self.server.infer(request, protocol="http")
+        payload, json_length = http_codec.encode_response(response)
+        if json_length is None:
+            return 200, payload, _JSON
+        return 200, payload, [(b"content-type", b"application/octet-stream"),
+                              (_HEADER_LENGTH, str(json_length).encode())]
+
+    async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
+        """The whole request body, refused before reading when it is too large."""
+        limit = self.max_request_bytes
+        encoding = b""
+        for key, value in scope["headers"]:
+            if key == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    raise InvalidArgument("Content-Length is not an integer") from None
+                if declared > limit:
+                    raise RequestTooLarge(
+                        f"request body of {declared} bytes exceeds the limit of {limit} bytes"
+                    )
+            elif key == b"content-encoding":
+                encoding = value.strip().lower()
+
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _Disconnected()
+            chunk = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > limit:
+                    raise RequestTooLarge(f"request body exceeds the limit of {limit} bytes")
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        if encoding and encoding != b"identity":
+            body = _decompress(body, encoding, limit)
+        return body
+
+
+def _decompress(body: bytes, encoding: bytes, limit: int) -> bytes:
+    """Undo gzip or deflate Content-Encoding without inflating past the limit."""
+    if encoding == b"gzip":
+        wbits = 16 + zlib.MAX_WBITS
+    elif encoding == b"deflate":
+        wbits = zlib.MAX_WBITS
+    else:
+        raise InvalidArgument(f"unsupported Content-Encoding {encoding.decode('latin-1')!r}")
+    inflater = zlib.decompressobj(wbits)
+    try:
+        out = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise InvalidArgument(f"request body is not valid {encoding.decode()}: {exc}") from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise RequestTooLarge(f"decompressed request body exceeds the limit of {limit} bytes")
+    if not inflater.eof:
+        raise InvalidArgument(f"request body is truncated {encoding.decode()} data")
+    return out
+
+
+def _ok(body: bytes | dict[str, Any] | list[Any]) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    if not isinstance(body, bytes):
+        body = http_codec.dumps(body)
+    return 200, body, _JSON
+
+
+def _to_json(message: Any, *, raw: bool = False) -> Any:
+    value = config_to_json(message)
+    return value if raw else http_codec.dumps(value)
+
+
+def _server_metadata(server: ModelServer) -> dict[str, Any]:
+    meta = server.server_metadata()
+    return {"name": meta.name, "version": meta.version, "extensions": list(meta.extensions)}
+
+
+def _error_body(message: str) -> bytes:
+    return http_codec.dumps({"error": message})
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+

@@ -1,0 +1,117 @@
+"""Structured logs: one JSON object a line, each request's id and model in every line.
+
+The request id and model live in context variables set by the core for the
+duration of a request, and a logging filter copies them onto each record, so
+any module's logger carries them without passing them around. The JSON comes
+from a formatter that serialises the record's fields, never from a template.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import itertools
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+_request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
+_model: contextvars.ContextVar[str] = contextvars.ContextVar("model", default="")
+_counter = itertools.count(1)
+_prefix = f"{os.getpid():x}"
+
+# Fields of every LogRecord; anything else on a record came in through `extra`.
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+
+PAYLOAD_ELEMENTS = 16
+
+
+def new_request_id() -> str:
+    """A process-unique id for a request that did not bring its own."""
+    return f"{_prefix}-{next(_counter)}"
+
+
+@contextlib.contextmanager
+def request_context(request_id: str, model: str) -> Iterator[None]:
+    rid = _request_id.set(request_id)
+    mod = _model.set(model)
+    try:
+        yield
+    finally:
+        _request_id.reset(rid)
+        _model.reset(mod)
+
+
+class RequestContextFilter(logging.Filter):
+    """Copies the current request id and model onto every record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            record.request_id = _request_id.get()
+        if not hasattr(record, "model"):
+            record.model = _model.get()
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time, level, logger, message, context, extras."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD and value not in ("", None):
+                entry[key] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+class TextFormatter(logging.Formatter):
+    """Human-readable lines that still show the request id when there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        rid = getattr(record, "request_id", "")
+        return f"{line} [request {rid}]" if rid else line
+
+
+def configure(fmt: str = "json", level: str = "INFO") -> None:
+    """Install the chosen formatter on the root logger (called by main only)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RequestContextFilter())
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("uvicorn.access", "uvicorn.error", "grpc"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def payload_summary(inputs: dict[str, np.ndarray], outputs: dict[str, np.ndarray]
+                    ) -> dict[str, Any]:
+    """Tensors of a sampled request, each cut to its first elements."""
+
+    def describe(array: np.ndarray) -> dict[str, Any]:
+        flat = array.reshape(-1)[:PAYLOAD_ELEMENTS]
+        values = [v.decode("utf-8", "replace") if isinstance(v, bytes) else v
+                  for v in flat.tolist()]
+        return {"shape": list(array.shape), "dtype": str(array.dtype), "head": values,
+                "truncated": array.size > PAYLOAD_ELEMENTS}
+
+    return {"inputs": {k: describe(v) for k, v in inputs.items()},
+            "outputs": {k: describe(v) for k, v in outputs.items()}}
