@@ -75,6 +75,7 @@ def prepare_network(
         module_path = _pick(parsed.path, TORCHSCRIPT_FILE, spec.uri)
         network, base = _load_torchscript(module_path, input_features)
         state = None
+        source = module_path
     else:
         checkpoint = _pick(parsed.path, CHECKPOINT_FILE, spec.uri)
         base = _read_architecture(checkpoint, spec, input_features, task)
@@ -87,6 +88,7 @@ def prepare_network(
         else:
             network = build_network(base)
         state = _read_state(checkpoint)
+        source = checkpoint
 
     if base.input_features != input_features:
         raise InvalidBaseModel(
@@ -106,13 +108,15 @@ def prepare_network(
     arch = replace(base, outputs=outputs, task=task, feature_names=feature_names)
     logger.info("Loaded the base model from %s; %s.", spec.uri,
                 "kept its head" if head_kept else f"gave it a new {outputs}-output head")
-    return PreparedModel(network, arch, head_kept, str(parsed.path))
+    return PreparedModel(network, arch, head_kept, str(source))
 
 
 def _pick(path: Path, default_name: str, uri: str) -> Path:
     candidate = path / default_name if path.is_dir() else path
     if not candidate.is_file():
-        raise BaseModelNotFound(f"base model {uri} not found: {candidate} does not exist")
+        raise BaseModelNotFound(f"base model {uri} not found: {candidate} does not exist "
+                                f"(name the file, or a version directory holding "
+                                f"{default_name})")
     return candidate
 
 
