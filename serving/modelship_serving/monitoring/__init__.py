@@ -1,6 +1,10 @@
 """Drift and anomaly detection, and sampled payload logging, for the model server.
 
-The server's whole contract with this package::
+The server's whole contract with this package is one observer of every
+executed batch (``DriftMonitor``), registered once at startup; it opens a
+``DriftObserver`` per model version on that version's first batch and drops it
+when the version is unloaded. Code that manages versions itself can use the
+pieces directly::
 
     observer = load_observer(version_dir, model, version, registry)   # at load
     observer.observe(model, version, inputs, outputs)                 # per batch
@@ -13,14 +17,10 @@ stops a model from serving.
 
 from __future__ import annotations
 
-import logging
-from pathlib import Path
-
-from prometheus_client import CollectorRegistry
-
 from modelship_serving.monitoring.drift import DriftObserver, DriftSettings, DriftSnapshot
 from modelship_serving.monitoring.errors import InvalidReference, MonitoringError
-from modelship_serving.monitoring.metrics import attach
+from modelship_serving.monitoring.loading import load_observer
+from modelship_serving.monitoring.monitor import DriftMonitor
 from modelship_serving.monitoring.payload import PayloadLogger, scrub, scrub_headers
 from modelship_serving.monitoring.reference import (
     REFERENCE_FILE,
@@ -30,10 +30,9 @@ from modelship_serving.monitoring.reference import (
     parse_reference,
 )
 
-logger = logging.getLogger(__name__)
-
 __all__ = [
     "REFERENCE_FILE",
+    "DriftMonitor",
     "DriftObserver",
     "DriftSettings",
     "DriftSnapshot",
@@ -48,35 +47,3 @@ __all__ = [
     "scrub",
     "scrub_headers",
 ]
-
-
-def load_observer(
-    version_dir: Path,
-    model: str,
-    version: str,
-    registry: CollectorRegistry | None = None,
-    *,
-    settings: DriftSettings | None = None,
-) -> DriftObserver | None:
-    """A drift observer exporting to ``registry``, or None without a usable reference.
-
-    Loading the same model and version again replaces the earlier observer's
-    series (its window starts empty).
-    """
-    path = Path(version_dir) / REFERENCE_FILE
-    if not path.is_file():
-        logger.info("No %s for %s/%s; drift detection is off for this version.",
-                    REFERENCE_FILE, model, version)
-        return None
-    try:
-        reference = load_reference(path)
-    except InvalidReference as exc:
-        logger.warning("Drift detection is off for %s/%s: %s", model, version, exc)
-        return None
-
-    observer = DriftObserver(reference, model=model, version=str(version), settings=settings)
-    attach(observer, registry)
-    logger.info("Drift detection is on for %s/%s: %d input and %d output tensors, "
-                "window of %d rows.", model, version, len(reference.inputs),
-                len(reference.outputs), observer.settings.slots * observer.settings.slot_samples)
-    return observer

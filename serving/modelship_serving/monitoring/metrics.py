@@ -13,7 +13,7 @@ import logging
 import math
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -39,6 +39,12 @@ class DriftCollector(Collector):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._observers: dict[tuple[str, str], DriftObserver] = {}
+        self._hooks: list[Callable[[], None]] = []
+
+    def before_collect(self, hook: Callable[[], None]) -> None:
+        """Run ``hook`` at the start of every scrape (to drop unloaded versions)."""
+        with self._lock:
+            self._hooks.append(hook)
 
     def add(self, observer: DriftObserver) -> None:
         key = (observer.model, observer.version)
@@ -59,6 +65,13 @@ class DriftCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         drift, anomalies, samples = _families()
+        with self._lock:
+            hooks = list(self._hooks)
+        for hook in hooks:
+            try:
+                hook()
+            except Exception:  # noqa: BLE001 - a scrape must still answer
+                logger.exception("A drift metrics hook failed; exporting what is known.")
         with self._lock:
             observers = list(self._observers.values())
 

@@ -142,7 +142,20 @@ def decode_json(dt: Datatype, shape: tuple[int, ...], data: Any, *, name: str) -
     if count == 0:
         return np.zeros(shape, dtype=dt.dtype)
     _check_json_kind(dt, values, name=name)
+    if dt.dtype.kind in "iu" and values.dtype.kind == "f":
+        # Mixing int64 and uint64 magnitudes made numpy pick float; convert exactly.
+        values = _exact_integers(dt, data, name=name)
     return values.astype(dt.dtype, copy=False).reshape(shape)
+
+
+def _exact_integers(dt: Datatype, data: list[Any], *, name: str) -> np.ndarray:
+    try:
+        return np.array(data, dtype=dt.dtype)
+    except (OverflowError, ValueError, TypeError):
+        info = np.iinfo(dt.dtype)
+        raise InvalidArgument(
+            f"input '{name}': values out of range for {dt.name} [{info.min}, {info.max}]"
+        ) from None
 
 
 def _check_json_kind(dt: Datatype, values: np.ndarray, *, name: str) -> None:
@@ -151,6 +164,13 @@ def _check_json_kind(dt: Datatype, values: np.ndarray, *, name: str) -> None:
     if dt.name == "BOOL":
         ok = kind == "b"
     elif dt.dtype.kind in "iu":
+        if kind == "f":
+            # Only integral values (big unsigned ones come out of numpy as floats).
+            ok = bool(np.all(np.isfinite(values)) and np.all(np.floor(values) == values))
+            if not ok:
+                raise InvalidArgument(f"input '{name}': datatype {dt.name} needs JSON "
+                                      f"integers, got numbers with a fraction")
+            return
         ok = kind in "iu"
         if ok:
             info = np.iinfo(dt.dtype)

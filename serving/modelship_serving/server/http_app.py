@@ -61,6 +61,7 @@ class HttpApp:
         except Exception as exc:  # a bug: answer 500 and keep serving
             log.exception("Unhandled error on %s %s.", scope.get("method"), scope.get("path"))
             status, body, headers = 500, _error_body(f"internal error: {exc}"), _JSON
+        headers = [*headers, (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 

@@ -88,5 +88,6 @@ class MetricsApp:
         else:
             status, body, ctype = 404, b"not found\n", b"text/plain"
         await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", ctype)]})
+                    "headers": [(b"content-type", ctype),
+                                (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
