@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Histogram
 from tritonclient.grpc import model_config_pb2 as mc
 from tritonclient.grpc import service_pb2 as pb
 
@@ -72,7 +72,9 @@ class ModelServer:
         self.strict_readiness = strict_readiness
         self.payload_log_sample_rate = payload_log_sample_rate
         self.observers: list[BatchObserver] = list(observers)
-        self.registry = registry
+        # NB: prometheus_client treats registry=None as "do not register".
+        self.registry: CollectorRegistry = registry if registry is not None else REGISTRY
+        registry = self.registry
         self.request_seconds = Histogram(
             "modelship_request_duration_seconds",
             "Time from a request's arrival to its response, by protocol.",

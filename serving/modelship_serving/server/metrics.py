@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client import generate_latest
 
 from modelship_serving.runtime.stats import StatsSnapshot
 from modelship_serving.server.core import ModelServer
@@ -63,8 +63,7 @@ def render(server: ModelServer) -> bytes:
         for model, version, snap in snapshots:
             lines.append(f'{name}{{model="{_label(model)}",version="{_label(version)}"}} '
                          f"{get(snap)}")
-    registry: CollectorRegistry = server.registry if server.registry is not None else REGISTRY
-    return "\n".join(lines).encode() + b"\n" + generate_latest(registry)
+    return "\n".join(lines).encode() + b"\n" + generate_latest(server.registry)
 
 
 class MetricsApp:
