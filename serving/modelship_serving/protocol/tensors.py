@@ -21,14 +21,25 @@ from modelship_serving.protocol.errors import InvalidArgument
 _LENGTH = struct.Struct("<I")
 
 
+# Larger dimensions cannot describe an array numpy could hold, even an empty one.
+MAX_DIMENSION = 2**40
+MAX_RANK = 32
+
+
 def element_count(shape: Sequence[int], *, name: str) -> int:
     """The number of elements a shape holds; InvalidArgument when it is not a shape."""
+    if len(shape) > MAX_RANK:
+        raise InvalidArgument(f"input '{name}': shape has {len(shape)} dimensions, "
+                              f"more than {MAX_RANK}")
     count = 1
     for dim in shape:
         if type(dim) is not int or dim < 0:
             raise InvalidArgument(
-                f"input '{name}': shape {list(shape)} must be a list of non-negative integers"
+                f"input '{name}': shape {list(shape)[:8]} must be a list of non-negative integers"
             )
+        if dim > MAX_DIMENSION:
+            raise InvalidArgument(f"input '{name}': dimension {dim} is larger than "
+                                  f"{MAX_DIMENSION}")
         count *= dim
     return count
 
@@ -63,6 +74,11 @@ def decode_raw(dt: Datatype, shape: tuple[int, ...], buf: bytes | memoryview, *,
 def decode_bytes_elements(buf: bytes | memoryview, count: int, *, name: str) -> np.ndarray:
     """The elements of a length-prefixed BYTES buffer, exactly `count` of them."""
     view = memoryview(buf)
+    if count * 4 > len(view):
+        raise InvalidArgument(
+            f"input '{name}': {count} BYTES elements need at least {count * 4} bytes of "
+            f"length prefixes, got {len(view)} bytes"
+        )
     out = np.empty(count, dtype=np.object_)
     offset = 0
     size = len(view)
@@ -133,8 +149,10 @@ def decode_json(dt: Datatype, shape: tuple[int, ...], data: Any, *, name: str) -
 
     try:
         values = np.asarray(data)
-    except ValueError:
-        raise InvalidArgument(f"input '{name}': 'data' is a ragged nested list") from None
+    except (ValueError, TypeError, OverflowError, RecursionError):
+        raise InvalidArgument(
+            f"input '{name}': 'data' is not a regular nested list of {dt.name} values"
+        ) from None
     if values.size != count:
         raise InvalidArgument(
             f"input '{name}': shape {list(shape)} needs {count} elements, got {values.size}"
