@@ -136,9 +136,10 @@ class ModelEnsembleSpec(ApiModel):
                 field_path=".steps",
             ),
             Rule(
-                # Two-variable all/exists (index, value): Kubernetes 1.32 and later.
+                # Two-variable all/exists (index, value): Kubernetes 1.32 and later. The
+                # pattern checks a "$input." source; this rule checks references only.
                 "!has(self.steps) || self.steps.all(i, s, s.inputMapping.all(k, "
-                "s.inputMapping[k].startsWith('$input.') || self.steps.exists(j, p, "
+                "s.inputMapping[k].startsWith('$') || self.steps.exists(j, p, "
                 "j < i && s.inputMapping[k].startsWith(p.member + '.'))))",
                 "an inputMapping source must be $input.<name> or <member>.<output> of an "
                 "earlier step",

@@ -22,10 +22,12 @@ from modelship_operator.api.base import (
 )
 
 DATASET_URI = (
-    r"^((file:///|pvc://)[^?#\s]+|sklearn://(breast_cancer|diabetes|digits)"
-    r"([?]rows=[0-9]*:[0-9]*)?)$"
+    r"^((file:///|pvc://)[^?#\s]+|sklearn://(breast_cancer|diabetes|digits))"
+    r"([?]rows=[0-9]*:[0-9]*)?$"
 )
-BASE_MODEL_URI = r"^(pvc|file|s3|https?)://\S+$"
+# The trainer reads local files only: a claim the Job mounts, or a path in its image.
+BASE_MODEL_URI = r"^(file:///|pvc://)[^?#\s]+$"
+DATASET_EXTENSION = r"[.](csv|parquet|pq|npy|npz)([?]|$)"
 CRON = (
     r"^(@(yearly|annually|monthly|weekly|daily|hourly)|"
     r"[0-9A-Za-z*/,?-]+( +[0-9A-Za-z*/,?-]+){4})$"
@@ -45,6 +47,11 @@ class BaseModelSpec(ApiModel):
                 field_path=".uri",
             ),
             Rule(
+                "self.architecture != 'mlp' || has(self.uri) || has(self.hiddenSizes)",
+                "an mlp without a uri is trained from scratch and needs baseModel.hiddenSizes",
+                field_path=".hiddenSizes",
+            ),
+            Rule(
                 "self.architecture == 'mlp' || !has(self.hiddenSizes)",
                 "baseModel.hiddenSizes is only used by architecture mlp",
                 field_path=".hiddenSizes",
@@ -53,6 +60,7 @@ class BaseModelSpec(ApiModel):
     )
 
     architecture: Literal["mlp", "torchscript", "text-classifier"] = Field(
+        "mlp",
         description="mlp: a feed-forward network on tabular features. torchscript: the "
         "TorchScript module at uri, with its output head adapted to the task. "
         "text-classifier: a classification head on a sentence-embedding encoder named by uri."
@@ -61,14 +69,16 @@ class BaseModelSpec(ApiModel):
         None,
         max_length=2048,
         pattern=BASE_MODEL_URI,
-        description="Where the starting weights are (pvc://, file://, s3://, http(s)://). "
-        "Absent for mlp: the network starts from fresh weights.",
+        description="Where the starting weights are, on pvc://<claim>/<path> or "
+        "file:///<path>: a PyTorch checkpoint, a TorchScript file, or a version directory an "
+        "earlier fine-tuning run wrote. Absent (mlp only): the network starts from fresh "
+        "weights.",
     )
     hidden_sizes: list[Annotated[int, Field(ge=1, le=65536)]] | None = Field(
         None,
         max_length=16,
-        description="Widths of the mlp's hidden layers, input side first. Absent: two hidden "
-        "layers of 64 and 32 units.",
+        description="Widths of the mlp's hidden layers, input side first. Required when "
+        "there is no uri to read them from.",
     )
 
 
@@ -106,16 +116,10 @@ class Dataset(ApiModel):
         json_schema_extra=validations(
             Rule(
                 "self.uri.startsWith('sklearn://') || has(self.format) || "
-                "self.uri.matches('[.](csv|parquet|npz)$')",
-                "dataset.format is required when the uri does not end in .csv, .parquet or "
-                ".npz",
+                f"self.uri.matches('{DATASET_EXTENSION}')",
+                "dataset.format is required when the uri does not end in .csv, .parquet, .pq, "
+                ".npy or .npz",
                 field_path=".format",
-            ),
-            Rule(
-                "self.uri.startsWith('sklearn://') || has(self.targetColumn) || "
-                "(has(self.format) ? self.format == 'numpy' : self.uri.endsWith('.npz'))",
-                "dataset.targetColumn is required for csv and parquet datasets",
-                field_path=".targetColumn",
             ),
         )
     )
@@ -124,21 +128,23 @@ class Dataset(ApiModel):
         max_length=2048,
         pattern=DATASET_URI,
         description="file:///<path>, pvc://<claim>/<path>, or a dataset scikit-learn ships: "
-        "sklearn://breast_cancer, sklearn://diabetes, sklearn://digits. An optional "
+        "sklearn://breast_cancer, sklearn://diabetes (regression), sklearn://digits. An "
+        "optional "
         "?rows=<start>:<stop> takes a slice of the rows, so one dataset can pre-train on "
         "one part and fine-tune on another.",
     )
     format: Literal["csv", "parquet", "numpy"] | None = Field(
         None,
-        description="File format: csv, parquet, or numpy (an .npz with arrays x and y). "
-        "Absent: taken from the file extension. Ignored for sklearn:// datasets.",
+        description="File format: csv, parquet, or numpy (an .npz holding arrays X and y, "
+        "or an .npy). Absent: taken from the file extension. Ignored for sklearn:// datasets.",
     )
     target_column: str | None = Field(
         None,
         min_length=1,
         max_length=256,
-        description="Column holding the label (classification) or value (regression) in "
-        "csv and parquet files; every other column is a feature.",
+        description="Column holding the label (classification) or value (regression); every "
+        "other column is a feature. Absent: target for csv and parquet, y in an .npz, the "
+        "last column of a 2-D .npy. Ignored for sklearn:// datasets.",
     )
     split: Split = Field(
         default_factory=Split,
@@ -176,18 +182,25 @@ class Promotion(ApiModel):
     model_config = ConfigDict(
         json_schema_extra=validations(
             Rule(
-                f"!(self.metric in {list(CLASSIFICATION_METRICS)}) || "
+                f"!has(self.threshold) || !(self.metric in {list(CLASSIFICATION_METRICS)}) || "
                 "(self.threshold >= 0.0 && self.threshold <= 1.0)",
                 "promotion.threshold for accuracy, f1 and auc must be between 0 and 1",
                 field_path=".threshold",
             ),
             Rule(
-                "!(self.metric in ['rmse', 'mae']) || self.threshold > 0.0",
+                "!has(self.threshold) || !(self.metric in ['rmse', 'mae']) || "
+                "self.threshold > 0.0",
                 "promotion.threshold for rmse and mae is a ceiling and must be positive",
                 field_path=".threshold",
             ),
             Rule(
-                "self.metric != 'r2' || self.threshold <= 1.0",
+                "has(self.threshold) || self.mustBeatServing",
+                "promotion needs a threshold, mustBeatServing: true, or both; otherwise every "
+                "version would pass",
+                field_path=".threshold",
+            ),
+            Rule(
+                "!has(self.threshold) || self.metric != 'r2' || self.threshold <= 1.0",
                 "promotion.threshold for r2 must be at most 1",
                 field_path=".threshold",
             ),
@@ -198,11 +211,12 @@ class Promotion(ApiModel):
         description="Test-split metric the gate reads: accuracy, f1 or auc for "
         "classification; rmse, mae or r2 for regression."
     )
-    threshold: float = Field(
+    threshold: float | None = Field(
+        None,
         ge=-1e9,
         le=1e9,
         description="For rmse and mae a ceiling (the version must score at most this); for "
-        "the others a floor (at least this).",
+        "the others a floor (at least this). May be left out when mustBeatServing is true.",
     )
     must_beat_serving: bool = Field(
         False,
@@ -222,6 +236,12 @@ class FineTuning(ApiModel):
                 f"self.promotion.metric in {list(REGRESSION_METRICS)}",
                 "promotion.metric must suit the task: accuracy, f1 or auc for classification; "
                 "rmse, mae or r2 for regression",
+                field_path=".promotion.metric",
+            ),
+            Rule(
+                "self.promotion.metric != 'auc' || !has(self.numClasses) || "
+                "self.numClasses == 2",
+                "promotion.metric auc needs a binary task: numClasses 2",
                 field_path=".promotion.metric",
             ),
             Rule(
