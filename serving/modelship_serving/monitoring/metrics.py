@@ -46,6 +46,10 @@ class DriftCollector(Collector):
         with self._lock:
             self._hooks.append(hook)
 
+    def discard_hook(self, hook: Callable[[], None]) -> None:
+        with self._lock:
+            self._hooks = [h for h in self._hooks if h != hook]
+
     def add(self, observer: DriftObserver) -> None:
         key = (observer.model, observer.version)
         with self._lock:

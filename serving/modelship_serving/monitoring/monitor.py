@@ -98,6 +98,8 @@ class DriftMonitor:
 
     def close(self) -> None:
         """Stop exporting every observer (server shutdown)."""
+        if self._loaded is not None:
+            collector_for(self.registry).discard_hook(self.prune)
         with self._lock:
             closing = [o for o in self._observers.values() if o is not None]
             self._observers.clear()
