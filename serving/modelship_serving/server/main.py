@@ -14,6 +14,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from modelship_serving.monitoring import DriftMonitor
 from modelship_serving.server import logs
 from modelship_serving.server.app import DEFAULT_MAX_REQUEST_BYTES, Listeners, ServingProcess
 from modelship_serving.server.core import ModelServer
@@ -70,6 +71,9 @@ async def serve(args: argparse.Namespace) -> int:
         payload_log_sample_rate=args.payload_log_sample_rate,
         strict_readiness=args.strict_readiness,
     )
+    # Drift and anomaly detection for every version that ships a reference.json.
+    core.add_observer(DriftMonitor(args.model_repository, core.registry, loaded=lambda: [
+        (v.name, v.version_str) for v in core.manager.loaded_versions()]))
     listeners = Listeners(
         host=args.host, http_port=args.http_port, grpc_port=args.grpc_port,
         metrics_port=None if args.metrics_port < 0 else args.metrics_port,
