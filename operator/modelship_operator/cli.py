@@ -55,6 +55,8 @@ def _run(args: argparse.Namespace) -> int:
         namespaces=args.namespace or [],
         all_namespaces=args.all_namespaces,
         liveness=args.liveness,
+        peering=args.peering,
+        metrics_port=args.metrics_port,
     )
     return 0
 
@@ -101,6 +103,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL",
         default=None,
         help="serve a liveness probe at this URL, e.g. http://0.0.0.0:8080/healthz",
+    )
+    run.add_argument(
+        "--peering",
+        metavar="NAME",
+        default=None,
+        help="coordinate with other replicas through Kopf's peering object NAME (for HA); "
+        "without it the operator runs standalone",
+    )
+    run.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve the operator's Prometheus metrics on this port (default 9090, or "
+        "MODELSHIP_METRICS_PORT; 0 turns them off)",
     )
     run.set_defaults(handler=_run)
     return parser

@@ -15,11 +15,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import ssl
-import tempfile
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -58,6 +55,11 @@ class NotFound(PermanentApiError):
     """The object or the kind does not exist."""
 
 
+def namespace_is_terminating(exc: ApiError) -> bool:
+    """Whether the API server refused a write because the namespace is being deleted."""
+    return exc.status == 403 and "being terminated" in exc.message
+
+
 def resource_path(
     api_version: str, plural: str, *, namespace: str | None = None, name: str | None = None,
     subresource: str | None = None,
@@ -81,61 +83,29 @@ class KubeClient:
         self._info = info
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
-        self._tmp = tempfile.TemporaryDirectory(prefix="modelship-client-")
         self.requests: Counter[str] = Counter()
+        self.recent_writes: deque[tuple[str, str]] = deque(maxlen=50)
+        self.writes_by_namespace: Counter[str] = Counter()
 
     @property
     def writes(self) -> int:
         """How many writing requests (any verb but GET) this client has sent."""
         return sum(n for verb, n in self.requests.items() if verb in _WRITE_VERBS)
 
-    def _ssl_context(self) -> ssl.SSLContext | bool:
-        info = self._info
-        if info.insecure:
-            return False
-        context = ssl.create_default_context()
-        if info.ca_path:
-            context.load_verify_locations(cafile=str(info.ca_path))
-        elif info.ca_data:
-            data = info.ca_data.decode() if isinstance(info.ca_data, bytes) else info.ca_data
-            context.load_verify_locations(cadata=data)
-        cert = self._materialise(info.certificate_path, info.certificate_data, "client.crt")
-        key = self._materialise(info.private_key_path, info.private_key_data, "client.key")
-        if cert and key:
-            context.load_cert_chain(cert, key)
-        return context
-
-    def _materialise(self, path: Any, data: str | bytes | None, name: str) -> str | None:
-        # NB: ssl only loads client certificates from files, so inline data is
-        # written into a private temporary folder that lives as long as we do.
-        if path:
-            return str(path)
-        if not data:
-            return None
-        target = Path(self._tmp.name) / name
-        target.write_bytes(data if isinstance(data, bytes) else data.encode())
-        target.chmod(0o600)
-        return str(target)
-
-    def _headers(self) -> dict[str, str]:
-        info = self._info
-        if info.token:
-            return {"Authorization": f"{info.scheme or 'Bearer'} {info.token}"}
-        return {}
-
     async def _ensure(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(ssl=self._ssl_context(), limit=32)
+            # Kopf's own helpers turn its ConnectionInfo into TLS settings and
+            # headers, so both clients authenticate exactly alike.
+            connector = aiohttp.TCPConnector(ssl=self._info.as_ssl_context(), limit=32)
             self._session = aiohttp.ClientSession(
                 base_url=self._info.server.rstrip("/"), connector=connector,
-                timeout=self._timeout, headers=self._headers(),
+                timeout=self._timeout, headers=self._info.as_http_headers(),
             )
         return self._session
 
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
-        self._tmp.cleanup()
 
     async def request(
         self, method: str, path: str, *, body: Any = None, params: Mapping[str, str] | None = None,
@@ -146,6 +116,10 @@ class KubeClient:
         data = None if body is None else json.dumps(body)
         headers = {"Content-Type": content_type} if data is not None else {}
         self.requests[method] += 1
+        if method in _WRITE_VERBS:
+            self.recent_writes.append((method, path))
+            parts = path.split("/namespaces/", 1)
+            self.writes_by_namespace[parts[1].split("/", 1)[0] if len(parts) == 2 else ""] += 1
         try:
             async with session.request(
                 method, path, data=data, params=params, headers=headers

@@ -1,0 +1,150 @@
+"""Kopf registrations: watches in, reconciles out.
+
+Only event handlers are used, on purpose. Kopf's change-detecting handlers
+(on.create, on.update) keep their progress in annotations on the user's
+object; event handlers keep nothing there, so the operator writes nothing but
+status to a ModelDeployment and GitOps tools see no drift. Each watch event
+(of the object or of a child) just schedules a level-based reconcile of the
+owner; a periodic resync catches anything a watch may have missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+
+from modelship_operator.cluster.client import (
+    ApiError,
+    KubeClient,
+    TemporaryApiError,
+    namespace_is_terminating,
+)
+from modelship_operator.cluster.events import EventRecorder
+from modelship_operator.reconcile import deployment as md_reconcile
+from modelship_operator.reconcile.queue import Key, WorkQueue
+from modelship_operator.settings import Settings
+
+log = logging.getLogger(__name__)
+
+GROUP, VERSION = "modelship.io", "v1alpha1"
+MANAGED = {"app.kubernetes.io/managed-by": "modelship"}
+RESYNC_SECONDS = 300.0
+
+
+@dataclass
+class OperatorState:
+    """The live operator's pieces, reachable from tests and benchmarks."""
+
+    client: KubeClient | None = None
+    queue: WorkQueue | None = None
+    context: md_reconcile.Context | None = None
+    bodies: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    resync: asyncio.Task[None] | None = None
+    reconciles: Counter[Key] = field(default_factory=Counter)
+
+
+STATE = OperatorState()
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, (TemporaryApiError, asyncio.TimeoutError, ConnectionError))
+
+
+async def _work(key: Key) -> None:
+    body = STATE.bodies.get(key)
+    if body is None or STATE.context is None:
+        return
+    if body["metadata"].get("deletionTimestamp"):
+        return  # the garbage collector removes the children
+    STATE.reconciles[key] += 1
+    try:
+        await md_reconcile.reconcile(STATE.context, body)
+    except ApiError as exc:
+        if _retryable(exc):
+            raise
+        if namespace_is_terminating(exc):
+            log.debug("ModelDeployment %s/%s: its namespace is being deleted; nothing to do.",
+                      key[1], key[2])
+            return
+        log.error("ModelDeployment %s/%s: the API server refused a request: %s",
+                  key[1], key[2], exc)
+        raise
+
+
+@kopf.on.startup()
+async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    settings.posting.level = logging.WARNING
+    settings.watching.server_timeout = 270
+    settings.watching.client_timeout = 300
+
+
+@kopf.on.login()
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    info = kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+    if info is None:
+        raise kopf.LoginError("no service account token and no kubeconfig to log in with")
+    STATE.client = KubeClient(info)
+    context = md_reconcile.Context(
+        client=STATE.client, settings=Settings.from_env(),
+        events=EventRecorder(STATE.client),
+    )
+    STATE.context = context
+    return info
+
+
+@kopf.on.startup()
+async def start_queue(**_: Any) -> None:
+    STATE.queue = WorkQueue(work=_work, is_retryable=_retryable)
+    STATE.resync = asyncio.create_task(_resync_forever(), name="resync")
+
+
+@kopf.on.cleanup()
+async def stop_queue(**_: Any) -> None:
+    if STATE.resync:
+        STATE.resync.cancel()
+    if STATE.queue:
+        await STATE.queue.close()
+    if STATE.client:
+        await STATE.client.close()
+
+
+async def _resync_forever() -> None:
+    while True:
+        await asyncio.sleep(RESYNC_SECONDS)
+        if STATE.queue is not None:
+            for key in list(STATE.bodies):
+                STATE.queue.schedule(key)
+
+
+def _schedule(key: Key) -> None:
+    if STATE.queue is not None:
+        STATE.queue.schedule(key)
+
+
+@kopf.on.event(GROUP, VERSION, "modeldeployments")
+async def model_deployment_event(
+    event: dict[str, Any], body: kopf.Body, namespace: str, name: str, **_: Any
+) -> None:
+    key: Key = ("ModelDeployment", namespace, name)
+    if event.get("type") == "DELETED":
+        STATE.bodies.pop(key, None)
+        if STATE.queue:
+            STATE.queue.forget(key)
+        return
+    STATE.bodies[key] = dict(body)
+    _schedule(key)
+
+
+@kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
+@kopf.on.event("", "v1", "pods", labels=MANAGED)
+@kopf.on.event("", "v1", "services", labels=MANAGED)
+@kopf.on.event("", "v1", "configmaps", labels=MANAGED)
+async def child_event(labels: kopf.Labels, namespace: str, **_: Any) -> None:
+    owner = labels.get("modelship.io/deployment")
+    if owner:
+        _schedule(("ModelDeployment", namespace, owner))
