@@ -1,0 +1,1 @@
+"""The storage initializer: fetch a model into Triton's repository layout, verified."""

@@ -1,0 +1,117 @@
+"""`modelship-storage-initializer`: fetch, lay out, verify, install; or say why not.
+
+It runs as an init container before the server. On failure it exits non-zero
+and writes one line, "<Reason>: <message>", to the termination log, which
+the kubelet copies into the pod status and the operator shows in a condition.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from modelship_serving.storage import layout
+from modelship_serving.storage.errors import StorageError
+from modelship_serving.storage.fetch import fetch
+
+log = logging.getLogger(__name__)
+
+TERMINATION_LOG_ENV = "MODELSHIP_TERMINATION_LOG"
+DEFAULT_TERMINATION_LOG = "/dev/termination-log"
+TERMINATION_LIMIT = 4096
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="modelship-storage-initializer",
+                                description="Fetch a model into Triton's repository layout.")
+    p.add_argument("--uri", required=True, help="file://, pvc://, s3:// or http(s):// URI")
+    p.add_argument("--dest", required=True, type=Path, help="model repository directory")
+    p.add_argument("--model-name", default="model",
+                   help="model directory name when the URI holds a single model")
+    p.add_argument("--version", type=int, default=1,
+                   help="version number when the URI holds a single model file")
+    config = p.add_mutually_exclusive_group()
+    config.add_argument("--config-pbtxt", type=Path, help="config.pbtxt to install")
+    config.add_argument("--config-pbtxt-b64", help="config.pbtxt, base64-encoded")
+    p.add_argument("--sha256", help="expected sha256 of the single model file")
+    p.add_argument("--termination-log", default=None)
+    return p
+
+
+def run(args: argparse.Namespace) -> list[Path]:
+    """Do the whole job; raises StorageError with a one-line reason."""
+    config_text = _config_text(args)
+    args.dest.mkdir(parents=True, exist_ok=True)
+    # Stage next to dest so the final move is a rename on the same filesystem.
+    with tempfile.TemporaryDirectory(prefix=".staging-", dir=args.dest) as tmp:
+        staging = Path(tmp) / "fetch"
+        staging.mkdir()
+        fetched = layout.unpack(fetch(args.uri, staging))
+        build = Path(tmp) / "build"
+        build.mkdir()
+        model_dirs = layout.arrange(fetched, build, model_name=args.model_name,
+                                    version=args.version)
+        if config_text is not None:
+            target = [d for d in model_dirs if d.name == args.model_name] or model_dirs[:1]
+            layout.write_config(target[0], config_text)
+        layout.verify(model_dirs, sha256=args.sha256)
+        installed = layout.install(model_dirs, args.dest)
+    log.info("Installed %s into %s.", ", ".join(d.name for d in installed), args.dest)
+    return installed
+
+
+def _config_text(args: argparse.Namespace) -> str | None:
+    if args.config_pbtxt is not None:
+        try:
+            return args.config_pbtxt.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise StorageError(f"cannot read --config-pbtxt {args.config_pbtxt}: "
+                               f"{exc.strerror}") from None
+    if args.config_pbtxt_b64:
+        try:
+            return base64.b64decode(args.config_pbtxt_b64, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            raise StorageError("--config-pbtxt-b64 is not base64-encoded UTF-8") from None
+    return None
+
+
+def write_termination_log(path: str | None, line: str) -> None:
+    target = Path(path or os.environ.get(TERMINATION_LOG_ENV) or DEFAULT_TERMINATION_LOG)
+    data = line.encode("utf-8")[:TERMINATION_LIMIT]
+    try:
+        target.write_bytes(data)
+    except OSError as exc:
+        log.warning("Cannot write the termination log %s (%s).", target, exc.strerror)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Their debug output carries request headers (the access key id among them).
+    for chatty in ("botocore", "boto3", "s3transfer", "urllib3"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    args = build_parser().parse_args(argv)
+    try:
+        run(args)
+    except StorageError as exc:
+        line = f"{exc.reason}: {exc.message}"
+        log.error("Storage initialisation failed: %s", line)
+        write_termination_log(args.termination_log, line)
+        return 1
+    except Exception as exc:  # a bug; still leave a reason behind
+        line = f"InternalError: {type(exc).__name__}: {exc}".splitlines()[0]
+        log.exception("Storage initialisation failed unexpectedly.")
+        write_termination_log(args.termination_log, line)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
