@@ -50,7 +50,8 @@ def test_run_hands_the_watch_scope_to_the_operator(monkeypatch: pytest.MonkeyPat
     assert cli.main(["run", "-n", "ml", "-n", "team-*", "--liveness", "http://0.0.0.0:8080/"]) == 0
     assert cli.main(["run"]) == 0
 
-    assert calls == [
+    scope = [{k: c[k] for k in ("namespaces", "all_namespaces", "liveness")} for c in calls]
+    assert scope == [
         {"namespaces": ["ml", "team-*"], "all_namespaces": False,
          "liveness": "http://0.0.0.0:8080/"},
         {"namespaces": [], "all_namespaces": True, "liveness": None},

@@ -22,7 +22,9 @@ def test_committed_crds_are_what_the_models_generate(folder: str) -> None:
         pytest.skip(f"{folder} does not exist yet")
 
     expected = crd_files()
-    committed = {p.name: p.read_text(encoding="utf-8") for p in directory.glob("*.modelship.io.yaml")}
+    committed = {
+        p.name: p.read_text(encoding="utf-8") for p in directory.glob("*.modelship.io.yaml")
+    }
 
     assert sorted(committed) == sorted(expected), REGENERATE.format(folder)
     for name, text in expected.items():
