@@ -31,4 +31,4 @@ ENV PATH=/opt/modelship/bin:$PATH \
 USER 65532:65532
 EXPOSE 8080 9090
 ENTRYPOINT ["modelship"]
-CMD ["run", "--all-namespaces", "--liveness=http://0.0.0.0:8080/healthz", "--standalone"]
+CMD ["run", "--all-namespaces", "--liveness=http://0.0.0.0:8080/healthz"]

@@ -75,6 +75,12 @@ app.kubernetes.io/component: operator
 - apiGroups: [modelship.io]
   resources: [modeldeployments/status, modelensembles/status, modeldeployments/scale]
   verbs: [get, patch, update]
+# Children carry blockOwnerDeletion owner references; where the
+# OwnerReferencesPermissionEnforcement admission plugin runs, setting one needs
+# update on the owner's finalizers.
+- apiGroups: [modelship.io]
+  resources: [modeldeployments/finalizers, modelensembles/finalizers]
+  verbs: [update]
 - apiGroups: [apps]
   resources: [deployments]
   verbs: [get, list, watch, create, patch, delete]

@@ -20,6 +20,8 @@ NAMESPACED: dict[tuple[str, str], frozenset[str]] = {
     ("modelship.io", "modeldeployments/status"): frozenset({"get", "patch", "update"}),
     ("modelship.io", "modelensembles/status"): frozenset({"get", "patch", "update"}),
     ("modelship.io", "modeldeployments/scale"): frozenset({"get", "patch", "update"}),
+    ("modelship.io", "modeldeployments/finalizers"): frozenset({"update"}),
+    ("modelship.io", "modelensembles/finalizers"): frozenset({"update"}),
     ("apps", "deployments"): MANAGE,
     ("", "services"): MANAGE,
     ("", "configmaps"): MANAGE,

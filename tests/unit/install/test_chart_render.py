@@ -60,7 +60,7 @@ def test_the_default_install_watches_every_namespace_with_one_standalone_replica
     assert deployment["spec"]["replicas"] == 1
     assert deployment["spec"]["strategy"]["type"] == "Recreate"
     assert args_of(rendered) == ["run", "--all-namespaces",
-                                 "--liveness=http://0.0.0.0:8080/healthz", "--standalone"]
+                                 "--liveness=http://0.0.0.0:8080/healthz"]
 
 
 def test_the_probes_call_kopfs_health_endpoint_on_its_named_port():
@@ -193,7 +193,6 @@ def test_two_replicas_run_as_kopf_peers_in_a_cluster_peering():
     assert rendered.one("Deployment")["spec"]["replicas"] == 2
     assert rendered.one("Deployment")["spec"]["strategy"]["type"] == "RollingUpdate"
     assert "--peering=modelship" in args_of(rendered)
-    assert "--standalone" not in args_of(rendered)
     peering = rendered.one("ClusterKopfPeering")
     assert (peering["apiVersion"], peering["metadata"]["name"]) == ("kopf.dev/v1", "modelship")
     assert rendered.one("PodDisruptionBudget")["spec"]["minAvailable"] == 1
@@ -279,3 +278,23 @@ def test_the_argocd_application_values_pass_the_chart_schema():
     rendered = template(values, namespace=app["spec"]["destination"]["namespace"])
 
     assert rendered.one("Deployment")["spec"]["replicas"] == values["replicas"]
+
+
+# -- the operator's command line --------------------------------------------
+
+@pytest.mark.parametrize("values", [{}, NAMESPACED, HA, {**NAMESPACED, **HA}],
+                         ids=["default", "namespaced", "ha", "namespaced-ha"])
+def test_the_operators_own_parser_accepts_the_arguments_the_chart_passes(values: dict):
+    from modelship_operator.cli import build_parser
+
+    rendered = template(values)
+    container = rendered.operator_container()
+    assert container["command"] == ["modelship"]
+
+    parsed = build_parser().parse_args(container["args"])
+
+    assert parsed.verb == "run"
+    assert parsed.liveness == "http://0.0.0.0:8080/healthz"
+    assert parsed.namespace == (values.get("watchNamespaces") or None)
+    assert parsed.all_namespaces is not bool(values.get("watchNamespaces"))
+    assert parsed.peering == ("modelship" if values.get("replicas", 1) > 1 else None)
