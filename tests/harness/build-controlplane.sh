@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the local Kubernetes control plane used by Modelship's tests and demo:
-# etcd, kube-apiserver, kube-controller-manager and kubectl from
+# etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kubectl from
 # k8s.io/kubernetes (every staging module pinned to the same release through
 # `replace` lines), and helm from helm.sh/helm built against that same
 # client-go. Everything comes from the Go module proxy.
@@ -15,7 +15,7 @@ CACHE="${MODELSHIP_CACHE:-$HOME/.cache/modelship}"
 ROOT="$CACHE/controlplane/$K8S_VERSION"
 BIN="$ROOT/bin"
 STAGING_VERSION="v0.${K8S_VERSION#v1.}"
-BINARIES=(etcd kube-apiserver kube-controller-manager kubectl helm)
+BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl helm)
 
 export GOPATH="${GOPATH:-$HOME/go}"
 export GOFLAGS="-mod=mod"
@@ -79,6 +79,7 @@ import (
 	_ "go.etcd.io/etcd/server/v3/etcdmain"
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 	_ "k8s.io/kubernetes/cmd/kubectl"
 )
 GO
@@ -98,7 +99,7 @@ GO
 log "go get k8s.io/kubernetes@$K8S_VERSION"
 go get "k8s.io/kubernetes@$K8S_VERSION" >&2
 go mod tidy -e >&2 || true
-for cmd in kube-apiserver kube-controller-manager kubectl; do
+for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
   [[ -x "$BIN/$cmd" ]] && continue
   log "building $cmd (a cold build takes several minutes)"
   t=$(date +%s)

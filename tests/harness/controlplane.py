@@ -1,6 +1,7 @@
 """A real Kubernetes control plane on 127.0.0.1, for tests and the demo.
 
-etcd, kube-apiserver and kube-controller-manager are the upstream programs,
+etcd, kube-apiserver, kube-controller-manager and kube-scheduler are the
+upstream programs,
 built from the Go modules by ``build-controlplane.sh`` and cached outside the
 repository. This module starts them with TLS, a throwaway CA and
 service-account keys, waits until they answer, and stops them leaving no
@@ -49,7 +50,8 @@ def cache_dir() -> Path:
 def ensure_binaries() -> Path:
     """Build the binaries once per machine (cached by release) and return their folder."""
     bin_dir = cache_dir() / "controlplane" / K8S_VERSION / "bin"
-    names = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl", "helm")
+    names = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl",
+             "helm")
     if all((bin_dir / n).exists() for n in names):
         return bin_dir
     done = subprocess.run(["bash", str(BUILD_SCRIPT)], stdout=subprocess.PIPE, text=True)
@@ -176,7 +178,7 @@ class ControlPlane:
     # -- lifecycle ---------------------------------------------------------
     @classmethod
     def start(cls, *, data_dir: Path | None = None, timeout: float = 120) -> "ControlPlane":
-        """Start etcd, the API server and the controller manager; wait until they serve."""
+        """Start etcd, the API server, controller manager and scheduler; wait until they serve."""
         bin_dir = ensure_binaries()
         owns = data_dir is None
         data_dir = Path(tempfile.mkdtemp(prefix="modelship-cp-")) if data_dir is None else data_dir
@@ -264,6 +266,22 @@ class ControlPlane:
             # Short sync periods make the controllers' behaviour visible in
             # seconds rather than minutes in tests.
             "--horizontal-pod-autoscaler-sync-period=5s",
+            "--profiling=false",
+            "--v=1",
+        ])
+        scheduler_port = free_port()
+        scheduler_config = write_kubeconfig(
+            self.data_dir / "scheduler.kubeconfig", server=self.server, ca=certs.ca.cert,
+            user=certs.scheduler, name="system:kube-scheduler",
+        )
+        self._spawn("kube-scheduler", scheduler_port, [
+            f"--kubeconfig={scheduler_config}",
+            f"--authentication-kubeconfig={scheduler_config}",
+            f"--authorization-kubeconfig={scheduler_config}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={scheduler_port}",
+            f"--cert-dir={self.data_dir / 'scheduler-certs'}",
+            "--leader-elect=false",
             "--profiling=false",
             "--v=1",
         ])

@@ -1,7 +1,7 @@
 """Certificates and keys for the local control plane.
 
 A throwaway CA signs the API server's serving certificate and the client
-certificates of the admin and the controller manager; a separate RSA pair
+certificates of the admin, the controller manager and the scheduler; a separate RSA pair
 signs service-account tokens. Everything is generated per run into the
 control plane's data folder, so no key outlives the processes that use it.
 """
@@ -37,6 +37,7 @@ class Pki:
     apiserver: Pair
     admin: Pair
     controller_manager: Pair
+    scheduler: Pair
     service_account_key: Path
     service_account_pub: Path
 
@@ -131,6 +132,10 @@ def generate(folder: Path, *, service_ip: str = "10.0.0.1") -> Pki:
         ca=ca, client=True,
     )
 
+    scheduler, _, _ = _issue(
+        folder, "scheduler", subject=_name("system:kube-scheduler"), ca=ca, client=True,
+    )
+
     sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     sa_key_path = folder / "sa.key"
     sa_pub_path = folder / "sa.pub"
@@ -141,6 +146,6 @@ def generate(folder: Path, *, service_ip: str = "10.0.0.1") -> Pki:
         )
     )
     return Pki(
-        ca=ca_pair, apiserver=apiserver, admin=admin, controller_manager=kcm,
+        ca=ca_pair, apiserver=apiserver, admin=admin, controller_manager=kcm, scheduler=scheduler,
         service_account_key=sa_key_path, service_account_pub=sa_pub_path,
     )

@@ -12,6 +12,12 @@ from typing import Any
 
 from modelship_operator.api.deployment import ModelDeployment
 from modelship_operator.builders import meta, predictor, scaling
+from modelship_operator.builders.monitoring import (
+    AlertThresholds,
+    build_prometheus_rule,
+    build_service_monitor,
+)
+from modelship_operator.builders.modelconfig import model_name
 from modelship_operator.settings import Settings
 
 
@@ -27,6 +33,8 @@ DEPLOYMENT = ChildKind("apps/v1", "deployments", "Deployment")
 SERVICE = ChildKind("v1", "services", "Service")
 HPA = ChildKind("autoscaling/v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler")
 PDB = ChildKind("policy/v1", "poddisruptionbudgets", "PodDisruptionBudget")
+SERVICE_MONITOR = ChildKind("monitoring.coreos.com/v1", "servicemonitors", "ServiceMonitor")
+PROMETHEUS_RULE = ChildKind("monitoring.coreos.com/v1", "prometheusrules", "PrometheusRule")
 
 
 @dataclass(frozen=True)
@@ -38,10 +46,44 @@ class Child:
     manifest: dict[str, Any] | None
 
 
+def thresholds(md: ModelDeployment) -> AlertThresholds:
+    """spec.monitoring mapped onto the alert builder's thresholds."""
+    m = md.spec.monitoring
+    return AlertThresholds(
+        error_rate=m.error_rate_threshold,
+        latency_p99_seconds=m.latency_p99_seconds,
+        drift_psi=m.drift_threshold,
+        anomaly_rate=m.anomaly_rate_threshold,
+        for_duration=m.for_,
+    )
+
+
+def monitoring_children(md: ModelDeployment, body: dict[str, Any]) -> list[Child]:
+    """ServiceMonitor and PrometheusRule (None each when monitoring is off)."""
+    name = md.metadata.name or ""
+    namespace = md.metadata.namespace or ""
+    if not md.spec.monitoring.enabled:
+        return [Child(SERVICE_MONITOR, name, None), Child(PROMETHEUS_RULE, name, None)]
+    labels = meta.common_labels(name, component="monitoring")
+    owner = meta.owner_reference(body)
+    monitor = build_service_monitor(
+        name=name, namespace=namespace, labels=labels, owner=owner,
+        selector=meta.selector_labels(name, component=predictor.COMPONENT),
+    )
+    rule = build_prometheus_rule(
+        name=name, namespace=namespace, labels=labels, owner=owner,
+        thresholds=thresholds(md), model=model_name(md),
+    )
+    return [
+        Child(SERVICE_MONITOR, name, meta.stamp(monitor)),
+        Child(PROMETHEUS_RULE, name, meta.stamp(rule)),
+    ]
+
+
 def desired_children(
     md: ModelDeployment, body: dict[str, Any], settings: Settings
 ) -> list[Child]:
-    """The children in the order they are applied (config before the pods that mount it)."""
+    """The serving children in the order they are applied (config before the pods)."""
     name = md.metadata.name or ""
     config = predictor.config_map(md, body)
     config_hash = meta.digest(config["data"])

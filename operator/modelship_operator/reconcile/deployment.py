@@ -9,13 +9,18 @@ in a row writes nothing the second time.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from modelship_operator.api.base import InvalidResourceError
 from modelship_operator.api.deployment import ModelDeployment
 from modelship_operator.builders import meta
-from modelship_operator.builders.children import DEPLOYMENT, desired_children
+from modelship_operator.builders.children import (
+    DEPLOYMENT,
+    desired_children,
+    monitoring_children,
+)
 from modelship_operator.builders.modelconfig import served_version
 from modelship_operator.builders.predictor import COMPONENT, urls
 from modelship_operator.cluster.client import KubeClient, resource_path
@@ -39,6 +44,16 @@ class Context:
     settings: Settings
     events: EventRecorder
     seen: SeenVersions = field(default_factory=SeenVersions)
+    _discovered: dict[str, tuple[float, bool]] = field(default_factory=dict)
+
+    async def api_available(self, group_version: str, *, ttl: float = 60.0) -> bool:
+        """Whether the API server serves ``group_version`` (cached for ``ttl`` seconds)."""
+        at, found = self._discovered.get(group_version, (-ttl, False))
+        if time.monotonic() - at < ttl:
+            return found
+        found = await self.client.get(f"/apis/{group_version}") is not None
+        self._discovered[group_version] = (time.monotonic(), found)
+        return found
 
 
 def _selector(name: str) -> str:
@@ -120,6 +135,8 @@ async def reconcile(ctx: Context, body: dict[str, Any]) -> None:
             log.info("ModelDeployment %s/%s: %s %s %s.", namespace, name, action,
                      child.kind.kind, child.name)
 
+    monitoring = await _converge_monitoring(ctx, md, body)
+
     deployment = await ctx.client.get(resource_path(
         DEPLOYMENT.api_version, DEPLOYMENT.plural, namespace=namespace,
         name=meta.predictor_name(name)))
@@ -138,7 +155,7 @@ async def reconcile(ctx: Context, body: dict[str, Any]) -> None:
         "selector": _selector(name),
         "url": url,
         "grpcUrl": grpc_url,
-        "conditions": merge_conditions(previous.get("conditions"), conditions,
+        "conditions": merge_conditions(previous.get("conditions"), [*conditions, monitoring],
                                        generation=generation),
     }
     version = served_version(md) or _discovered_version(pods)
@@ -146,6 +163,32 @@ async def reconcile(ctx: Context, body: dict[str, Any]) -> None:
         status["servingVersion"] = version
     await _write_status(ctx, body, previous, status)
     await _announce(ctx, body, previous, status)
+
+
+async def _converge_monitoring(
+    ctx: Context, md: ModelDeployment, body: dict[str, Any]
+) -> Condition:
+    """Apply the ServiceMonitor and PrometheusRule, or say why there are none.
+
+    Without the Prometheus Operator's CRDs the rest of the deployment works
+    as usual; the Monitoring condition tells the user what is missing.
+    """
+    namespace = body["metadata"]["namespace"]
+    if not await ctx.api_available("monitoring.coreos.com/v1"):
+        if not md.spec.monitoring.enabled:
+            return Condition("Monitoring", "False", "Disabled", "spec.monitoring.enabled is false")
+        return Condition(
+            "Monitoring", "False", "PrometheusOperatorMissing",
+            "the monitoring.coreos.com/v1 API (Prometheus Operator's CRDs) is not installed: "
+            "no ServiceMonitor or PrometheusRule was created; metrics are still served on "
+            "port 8002 at /metrics",
+        )
+    for child in monitoring_children(md, body):
+        await converge_child(ctx.client, child, namespace, ctx.seen)
+    if not md.spec.monitoring.enabled:
+        return Condition("Monitoring", "False", "Disabled", "spec.monitoring.enabled is false")
+    return Condition("Monitoring", "True", "AlertsConfigured",
+                     "a ServiceMonitor and a PrometheusRule watch this model")
 
 
 def _discovered_version(pods: list[dict[str, Any]]) -> int | None:
