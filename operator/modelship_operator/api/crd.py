@@ -5,6 +5,9 @@
 the models disagree. Everything a CRD says beyond the schema (names, printer
 columns, subresources) comes from class variables on the kinds, so the whole
 definition of a kind lives with its types.
+
+The CRDs need Kubernetes 1.32 or later: a serial ensemble's ordering rule uses
+CEL's two-variable comprehensions, and both kinds declare selectableFields.
 """
 
 from __future__ import annotations

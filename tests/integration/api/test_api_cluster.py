@@ -184,6 +184,17 @@ def test_kubectl_scale_changes_spec_replicas(kubectl: Any, ns: str) -> None:
         kubectl("delete", "-n", ns, "md/scaled")
 
 
+def test_a_null_field_is_dropped_and_reads_as_absent(kubectl: Any, ns: str) -> None:
+    _create(kubectl, ns, _deployment("nulled", replicas=2, autoscaling=None, fineTuning=None))
+    try:
+        stored = _get(kubectl, ns, "md", "nulled")
+        assert "autoscaling" not in stored["spec"] and "fineTuning" not in stored["spec"]
+        parsed = ModelDeployment.from_k8s(stored)
+        assert parsed.spec.autoscaling is None and parsed.spec.replicas == 2
+    finally:
+        kubectl("delete", "-n", ns, "md/nulled")
+
+
 def test_scaling_an_autoscaled_deployment_is_refused(kubectl: Any, ns: str) -> None:
     _create(kubectl, ns, _deployment("autoscaled", autoscaling={"maxReplicas": 4}))
     try:
