@@ -35,11 +35,12 @@ def load_observer(
         return None
     try:
         reference = load_reference(path)
+        observer = DriftObserver(reference, model=model, version=str(version),
+                                 settings=settings)
     except InvalidReference as exc:
         logger.warning("Drift detection is off for %s/%s: %s", model, version, exc)
         return None
 
-    observer = DriftObserver(reference, model=model, version=str(version), settings=settings)
     attach(observer, registry)
     logger.info("Drift detection is on for %s/%s: %d input and %d output tensors, "
                 "window of %d rows.", model, version, len(reference.inputs),

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from modelship_serving.monitoring import DriftObserver, DriftSettings, parse_reference
-from modelship_serving.monitoring.drift import _Binner
 from modelship_serving.monitoring.reference import Reference, build_reference
 from tests.unit.monitoring.conftest import FEATURES
 
@@ -27,16 +26,22 @@ def feed(observer: DriftObserver, rng: np.random.Generator, *, batches: int, bat
         observer.observe("clf", "1", {"x": x}, {"probs": probs(batch, rng)})
 
 
+def binned(reference: Reference, values: np.ndarray, tensor: str = "x") -> np.ndarray:
+    """The histogram a fresh observer keeps after one batch of ``values``."""
+    observer = DriftObserver(reference, model="clf", version="1")
+    observer.observe("clf", "1", {tensor: values}, {})
+    return observer.histograms()[("input", tensor)]
+
+
 @pytest.mark.parametrize("rows", [1, 5, 64, 1_000])
 def test_binning_agrees_with_numpy_histogram_inside_the_range(rows: int,
                                                               reference: Reference) -> None:
-    binner = _Binner.for_reference(reference.inputs["x"], margin=0.1)
     values = np.random.default_rng(rows).normal(size=(rows, FEATURES)).astype(np.float32)
     edges = reference.inputs["x"].edges
     # np.histogram drops what falls outside the outer edges; clip like the binner does.
     clipped = np.clip(values.astype(np.float64), edges[:, :1].T, edges[:, -1:].T)
     expected = np.stack([np.histogram(clipped[:, f], bins=edges[f])[0] for f in range(FEATURES)])
-    assert (binner.counts(values) == expected).all()
+    assert (binned(reference, values) == expected).all()
 
 
 @pytest.mark.parametrize("rows", [3, 200])
@@ -48,19 +53,25 @@ def test_repeated_edges_of_a_discrete_column_bin_like_numpy(rows: int) -> None:
     assert ref.inputs["x"].fractions[0].sum() == pytest.approx(1.0)
 
     values = np.random.default_rng(rows).integers(0, 3, size=(rows, 1)).astype(np.float64)
-    binner = _Binner.for_reference(ref.inputs["x"], margin=0.1)
-    assert (binner.counts(values)[0] == np.histogram(values[:, 0], bins=edges)[0]).all()
+    assert (binned(ref, values)[0] == np.histogram(values[:, 0], bins=edges)[0]).all()
 
 
 def test_values_beyond_the_reference_land_in_the_outer_bins_and_nan_nowhere(
         reference: Reference) -> None:
-    binner = _Binner.for_reference(reference.inputs["x"], margin=0.1)
     values = np.array([[-1e9] * FEATURES, [1e9] * FEATURES, [np.nan] * FEATURES,
                        [np.inf] * FEATURES])
-    counts = binner.counts(values)
+    counts = binned(reference, values)
     assert counts[:, 0].tolist() == [1] * FEATURES
     assert counts[:, -1].tolist() == [2] * FEATURES
     assert counts.sum() == 3 * FEATURES
+
+
+def test_a_missing_tensor_leaves_its_histograms_untouched(observer: DriftObserver) -> None:
+    observer.observe("clf", "1", {"x": np.zeros((5, FEATURES), np.float32)}, {})
+    histograms = observer.histograms()
+    assert histograms[("input", "x")].sum() == 5 * FEATURES
+    assert histograms[("output", "probs")].sum() == 0
+    assert sum(observer.snapshot().anomalies.values()) == 0
 
 
 def test_traffic_like_the_reference_scores_low_and_shifted_traffic_high(
@@ -160,8 +171,8 @@ def test_concurrent_batches_lose_no_count(reference: Reference) -> None:
     snap = observer.snapshot()
     assert snap.samples == threads * batches * batch
     assert snap.anomalies[("probs", "nan")] == threads * batches * batch // 2
-    totals = observer._window.totals()  # noqa: SLF001 - the invariant under test
-    assert (totals[("input", "x")].sum(axis=1) == threads * batches * batch).all()
+    totals = observer.histograms()[("input", "x")]
+    assert (totals.sum(axis=1) == threads * batches * batch).all()
     assert all(math.isfinite(s) for s in snap.scores[("input", "x")])
 
 

@@ -89,3 +89,11 @@ def test_a_reference_turns_drift_on(tmp_path: Path) -> None:
     (tmp_path / "reference.json").write_text(json.dumps(small_reference()))
     observer = load_observer(tmp_path, "clf", "1", CollectorRegistry())
     assert observer is not None and observer.model == "clf" and observer.version == "1"
+
+
+def test_tensors_with_different_bin_counts_turn_drift_off(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    ten = build_reference({"x": rng.normal(size=(100, 2))}, {})
+    five = build_reference({"y": rng.normal(size=(100, 1))}, {}, bins=5)
+    (tmp_path / "reference.json").write_text(json.dumps({**ten, "outputs": five["inputs"]}))
+    assert load_observer(tmp_path, "clf", "1", CollectorRegistry()) is None
