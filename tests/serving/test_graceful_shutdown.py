@@ -9,10 +9,10 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import onnx_models
+from tests.serving import onnx_models
 import tritonclient.grpc.aio as grpcaio
 import tritonclient.http.aio as httpaio
-from conftest import start_server
+from tests.serving.harness import start_server
 
 # Requests wait up to 1.5 s in the batcher for a batch of 64 that never fills,
 # so they are certainly in flight when the signal lands.

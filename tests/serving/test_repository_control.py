@@ -7,11 +7,11 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import onnx_models
+from tests.serving import onnx_models
 import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
-from conftest import start_server
+from tests.serving.harness import start_server
 from tritonclient.utils import InferenceServerException
 
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import boto3
 import onnx
-import onnx_models
+from tests.serving import onnx_models
 import pytest
-from conftest import free_port
+from tests.serving.harness import free_port
 
 from modelship_serving.storage.main import main
 

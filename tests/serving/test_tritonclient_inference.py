@@ -12,7 +12,7 @@ import tritonclient.grpc as grpcclient
 import tritonclient.grpc.aio as grpcaio
 import tritonclient.http as httpclient
 import tritonclient.http.aio as httpaio
-from onnx_models import NUMPY_TYPES
+from tests.serving.onnx_models import NUMPY_TYPES
 from sklearn.datasets import load_breast_cancer, load_diabetes
 from tritonclient.utils import InferenceServerException
 

@@ -19,6 +19,7 @@ from modelship_serving.protocol.tensors import (
     decode_raw,
     element_count,
     encode_raw,
+    reshape,
 )
 from modelship_serving.protocol.types import (
     InferInput,
@@ -117,7 +118,7 @@ def _decode_contents(dt: Datatype, shape: tuple[int, ...],
     if dt.name == "BYTES":
         out = np.empty(count, dtype=np.object_)
         out[:] = list(values)
-        return out.reshape(shape)
+        return reshape(out, shape, name=name)
     array = np.array(values)
     if count and dt.dtype.kind in "iu":
         info = np.iinfo(dt.dtype)
@@ -125,7 +126,7 @@ def _decode_contents(dt: Datatype, shape: tuple[int, ...],
             raise InvalidArgument(
                 f"input '{name}': values out of range for {dt.name} [{info.min}, {info.max}]"
             )
-    return array.astype(dt.dtype).reshape(shape)
+    return reshape(array.astype(dt.dtype), shape, name=name)
 
 
 def encode_response(response: InferResponse) -> service_pb2.ModelInferResponse:

@@ -53,6 +53,16 @@ def parse_shape(raw: Any, *, name: str) -> tuple[int, ...]:
     return shape
 
 
+def reshape(array: np.ndarray, shape: tuple[int, ...], *, name: str) -> np.ndarray:
+    """`array` in `shape`; InvalidArgument for shapes numpy cannot represent."""
+    try:
+        return array.reshape(shape)
+    except (ValueError, OverflowError):
+        raise InvalidArgument(
+            f"input '{name}': shape {list(shape)} cannot hold {array.size} elements"
+        ) from None
+
+
 # -- raw bytes -----------------------------------------------------------------
 
 
@@ -61,14 +71,14 @@ def decode_raw(dt: Datatype, shape: tuple[int, ...], buf: bytes | memoryview, *,
     """A numpy array from raw tensor bytes; InvalidArgument when sizes disagree."""
     count = element_count(shape, name=name)
     if dt.name == "BYTES":
-        return decode_bytes_elements(buf, count, name=name).reshape(shape)
+        return reshape(decode_bytes_elements(buf, count, name=name), shape, name=name)
     expected = count * dt.itemsize
     if len(buf) != expected:
         raise InvalidArgument(
             f"input '{name}': {dt.name} shape {list(shape)} needs {expected} bytes "
             f"of raw data, got {len(buf)}"
         )
-    return np.frombuffer(buf, dtype=dt.dtype).reshape(shape)
+    return reshape(np.frombuffer(buf, dtype=dt.dtype), shape, name=name)
 
 
 def decode_bytes_elements(buf: bytes | memoryview, count: int, *, name: str) -> np.ndarray:
@@ -145,7 +155,7 @@ def decode_json(dt: Datatype, shape: tuple[int, ...], data: Any, *, name: str) -
             )
         out = np.empty(count, dtype=np.object_)
         out[:] = flat
-        return out.reshape(shape)
+        return reshape(out, shape, name=name)
 
     try:
         values = np.asarray(data)
@@ -158,12 +168,12 @@ def decode_json(dt: Datatype, shape: tuple[int, ...], data: Any, *, name: str) -
             f"input '{name}': shape {list(shape)} needs {count} elements, got {values.size}"
         )
     if count == 0:
-        return np.zeros(shape, dtype=dt.dtype)
+        return reshape(np.zeros(0, dtype=dt.dtype), shape, name=name)
     _check_json_kind(dt, values, name=name)
     if dt.dtype.kind in "iu" and values.dtype.kind == "f":
         # Mixing int64 and uint64 magnitudes made numpy pick float; convert exactly.
         values = _exact_integers(dt, data, name=name)
-    return values.astype(dt.dtype, copy=False).reshape(shape)
+    return reshape(values.astype(dt.dtype, copy=False), shape, name=name)
 
 
 def _exact_integers(dt: Datatype, data: list[Any], *, name: str) -> np.ndarray:

@@ -15,6 +15,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 
 from modelship_serving.protocol.datatypes import Datatype, from_config_name
 from modelship_serving.protocol.errors import InvalidArgument
+from modelship_serving.protocol.tensors import reshape
 from modelship_serving.protocol.types import InferInput, RequestedOutput
 
 
@@ -94,7 +95,8 @@ class Signature:
                 batch = size
             array = tensor.data
             if spec.reshape is not None:
-                array = array.reshape(((size,) if self.batching else ()) + spec.reshape)
+                array = reshape(array, ((size,) if self.batching else ()) + spec.reshape,
+                                name=tensor.name)
             feed[tensor.name] = array
 
         missing = [n for n, s in self.inputs.items() if n not in feed and not s.optional]

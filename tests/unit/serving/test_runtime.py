@@ -1,0 +1,130 @@
+"""The core in-process: dynamic batching, observers, CPU sizing and error mapping."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+
+import numpy as np
+import pytest
+from tests.unit.serving.graphs import identity, save
+from prometheus_client import CollectorRegistry
+
+from modelship_serving.protocol import InferInput, InferRequest, InvalidArgument, NotFound
+from modelship_serving.runtime.cpu import cpu_limit, thread_count
+from modelship_serving.server.core import ModelServer
+
+
+def request(model: str, rows: int = 1, width: int = 4, value: float = 1.0) -> InferRequest:
+    data = np.full((rows, width), value, np.float32)
+    return InferRequest(model, "", "", [InferInput("INPUT0", "FP32", data.shape, data)])
+
+
+async def started(repo, **kwargs) -> ModelServer:
+    server = ModelServer(repo, cpu_limit=1, registry=CollectorRegistry(), **kwargs)
+    await server.start()
+    return server
+
+
+async def test_concurrent_requests_are_batched_up_to_the_preferred_size(repo):
+    save(repo, "m", identity(), config="""
+        max_batch_size: 16
+        dynamic_batching { preferred_batch_size: [4] max_queue_delay_microseconds: 2000000 }""")
+    server = await started(repo)
+    responses = await asyncio.gather(*(server.infer(request("m", value=i), protocol="test")
+                                       for i in range(8)))
+    for i, response in enumerate(responses):
+        assert response.outputs[0].data.tolist() == [[float(i)] * 4]
+    stats = server.model_statistics("m").model_stats[0]
+    assert [(b.batch_size, b.compute_infer.count) for b in stats.batch_stats] == [(4, 2)]
+    assert stats.inference_count == 8 and stats.execution_count == 2
+    await server.close()
+
+
+async def test_requests_with_different_shapes_never_share_a_batch(repo):
+    save(repo, "m", identity(dims=[None, None]), config="""
+        max_batch_size: 8
+        dynamic_batching { max_queue_delay_microseconds: 200000 preferred_batch_size: [2] }""")
+    server = await started(repo)
+    results = await asyncio.gather(
+        server.infer(request("m", width=3), protocol="test"),
+        server.infer(request("m", width=5), protocol="test"),
+        server.infer(request("m", width=3), protocol="test"),
+        server.infer(request("m", width=5), protocol="test"))
+    assert [r.outputs[0].data.shape for r in results] == [(1, 3), (1, 5), (1, 3), (1, 5)]
+    stats = server.model_statistics("m").model_stats[0]
+    assert stats.execution_count == 2
+    await server.close()
+
+
+async def test_observers_see_every_batch_in_a_worker_thread(repo):
+    save(repo, "m", identity())
+    seen: list[tuple[str, str, list[int], str]] = []
+
+    class Recorder:
+        def observe(self, model, version, inputs, outputs):
+            seen.append((model, version, list(inputs["INPUT0"].shape),
+                         threading.current_thread().name))
+
+    server = await started(repo)
+    server.add_observer(Recorder())
+    await server.infer(request("m", rows=3), protocol="test")
+    assert seen[0][:3] == ("m", "1", [3, 4])
+    assert seen[0][3] != threading.main_thread().name
+    await server.close()
+
+
+async def test_a_failing_observer_does_not_fail_the_request(repo, caplog):
+    save(repo, "m", identity())
+
+    class Broken:
+        def observe(self, *args):
+            raise RuntimeError("observer bug")
+
+    server = await started(repo, observers=[Broken()])
+    response = await server.infer(request("m"), protocol="test")
+    assert response.outputs[0].data.shape == (1, 4)
+    assert "observer bug" in caplog.text
+    await server.close()
+
+
+async def test_errors_name_the_tensor_and_what_is_wrong(repo):
+    save(repo, "m", identity())
+    server = await started(repo)
+    with pytest.raises(NotFound, match="model 'nope' is not in the repository"):
+        await server.infer(request("nope"), protocol="test")
+    with pytest.raises(InvalidArgument, match=r"shape \[1, 5\] does not match the model's "
+                                              r"\[-1, 4\] \(dimension 1 must be 4\)"):
+        await server.infer(request("m", width=5), protocol="test")
+    bad = request("m")
+    bad.inputs[0].datatype = "FP64"
+    with pytest.raises(InvalidArgument, match="datatype FP64 does not match the model's FP32"):
+        await server.infer(bad, protocol="test")
+    bad = request("m")
+    bad.inputs[0].name = "other"
+    with pytest.raises(InvalidArgument, match=r"unexpected input 'other'.*\['INPUT0'\]"):
+        await server.infer(bad, protocol="test")
+    with pytest.raises(InvalidArgument, match=r"batch size 5 is outside \[1, 4\]"):
+        await server.infer(request("m", rows=5), protocol="test")
+    assert server.model_statistics("m").model_stats[0].inference_stats.fail.count == 4
+    await server.close()
+
+
+async def test_payload_logging_is_sampled_and_truncated(repo, caplog):
+    save(repo, "m", identity(dims=[None, 40]))
+    server = await started(repo, payload_log_sample_rate=1.0)
+    caplog.set_level(logging.INFO, logger="modelship_serving.payload")
+    await server.infer(request("m", width=40), protocol="test")
+    record = [r for r in caplog.records if r.name == "modelship_serving.payload"][0]
+    assert record.payload["inputs"]["INPUT0"]["truncated"] is True
+    assert len(record.payload["inputs"]["INPUT0"]["head"]) == 16
+    await server.close()
+
+
+def test_cpu_limit_comes_from_the_env_then_the_cgroup_quota(tmp_path):
+    assert cpu_limit({"MODELSHIP_CPU_LIMIT": "500m"}, tmp_path) == 0.5
+    (tmp_path / "cpu.max").write_text("150000 100000\n")
+    assert cpu_limit({}, tmp_path) == min(1.5, cpu_limit({}, tmp_path / "none"))
+    assert thread_count(4, instances=2) == 2
+    assert thread_count(0.5) == 1

@@ -1,0 +1,97 @@
+"""The HTTP body framing and the gRPC messages decode to the same neutral request."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from tritonclient.grpc import service_pb2 as pb
+
+from modelship_serving.protocol import InferOutput, InferResponse, InvalidArgument, Unsupported
+from modelship_serving.protocol import grpc_codec, http_codec
+
+
+def binary_body(array: np.ndarray, **extra) -> tuple[bytes, int]:
+    header = json.dumps({"inputs": [{"name": "x", "datatype": "FP32",
+                                     "shape": list(array.shape),
+                                     "parameters": {"binary_data_size": array.nbytes}}],
+                         **extra}).encode()
+    return header + array.tobytes(), len(header)
+
+
+def test_http_binary_and_grpc_raw_requests_decode_alike():
+    array = np.arange(6, dtype=np.float32).reshape(2, 3)
+    body, length = binary_body(array, id="r1")
+    from_http = http_codec.decode_request(body, length, model_name="m", model_version="")
+    message = pb.ModelInferRequest(model_name="m", id="r1")
+    message.inputs.add(name="x", datatype="FP32", shape=[2, 3])
+    message.raw_input_contents.append(array.tobytes())
+    from_grpc = grpc_codec.decode_request(message)
+    for request in (from_http, from_grpc):
+        assert request.id == "r1"
+        np.testing.assert_array_equal(request.inputs[0].data, array)
+
+
+def test_http_binary_outputs_follow_the_request_default_and_per_output_flags():
+    body, length = binary_body(np.zeros((1, 1), np.float32),
+                               parameters={"binary_data_output": True},
+                               outputs=[{"name": "a"},
+                                        {"name": "b", "parameters": {"binary_data": False}}])
+    request = http_codec.decode_request(body, length, model_name="m", model_version="1")
+    assert [(o.name, o.binary) for o in request.outputs] == [("a", True), ("b", False)]
+
+
+def test_http_response_puts_binary_outputs_after_the_json_header():
+    response = InferResponse("m", "1", "id", [
+        InferOutput("a", "INT32", (2,), np.array([1, 2], np.int32), binary=True),
+        InferOutput("b", "BYTES", (1,), np.array([b"hi"], dtype=object), binary=False),
+    ])
+    body, length = http_codec.encode_response(response)
+    header = json.loads(body[:length])
+    assert header["outputs"][0]["parameters"] == {"binary_data_size": 8}
+    assert header["outputs"][1]["data"] == ["hi"]
+    assert np.frombuffer(body[length:], np.int32).tolist() == [1, 2]
+
+
+@pytest.mark.parametrize("length, message", [
+    (10_000, "but the request body has"),
+    (-1, "but the request body has"),
+])
+def test_lying_header_lengths_are_refused(length, message):
+    with pytest.raises(InvalidArgument, match=message):
+        http_codec.parse_header_length(str(length), 100)
+
+
+def test_binary_data_past_the_end_is_refused():
+    body, length = binary_body(np.zeros((2, 2), np.float32))
+    with pytest.raises(InvalidArgument, match="runs past the end of the body"):
+        http_codec.decode_request(body[:-3], length, model_name="m", model_version="")
+    with pytest.raises(InvalidArgument, match="bytes of binary data that no input declares"):
+        http_codec.decode_request(body + b"xx", length, model_name="m", model_version="")
+
+
+def test_grpc_typed_contents_decode_and_fp16_needs_raw():
+    message = pb.ModelInferRequest(model_name="m")
+    tensor = message.inputs.add(name="x", datatype="INT16", shape=[3])
+    tensor.contents.int_contents.extend([1, -2, 3])
+    assert grpc_codec.decode_request(message).inputs[0].data.dtype == np.int16
+    tensor.datatype = "FP16"
+    with pytest.raises(InvalidArgument, match="must be sent in raw_input_contents"):
+        grpc_codec.decode_request(message)
+
+
+def test_grpc_raw_contents_must_cover_every_input():
+    message = pb.ModelInferRequest(model_name="m")
+    message.inputs.add(name="a", datatype="FP32", shape=[1])
+    message.inputs.add(name="b", datatype="FP32", shape=[1])
+    message.raw_input_contents.append(b"\0" * 4)
+    with pytest.raises(InvalidArgument, match="1 entries for 2 inputs"):
+        grpc_codec.decode_request(message)
+
+
+def test_shared_memory_is_reported_as_unsupported():
+    header = json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1],
+                                     "parameters": {"shared_memory_region": "r"}}]}).encode()
+    with pytest.raises(Unsupported):
+        http_codec.decode_request(header, None, model_name="m", model_version="")
