@@ -4,6 +4,7 @@ server) and http:// URIs into Triton's layout, verifies them, and explains failu
 from __future__ import annotations
 
 import base64
+import json
 import hashlib
 import http.server
 import io
@@ -48,7 +49,9 @@ def test_a_single_file_uri_becomes_model_version_one(model_file, tmp_path, termi
     assert (dest / "diabetes" / "1" / "model.onnx").is_file()
     assert (dest / "diabetes" / "config.pbtxt").read_text() == CONFIG
     assert [p.name for p in dest.iterdir()] == ["diabetes"]  # no staging left behind
-    assert not termination_log.exists()
+    # Success leaves a summary the operator reads the stored versions from.
+    assert json.loads(termination_log.read_text()) == {
+        "models": {"diabetes": [1]}, "versions": [1]}
 
 
 def test_pvc_uris_resolve_under_the_pvc_root(model_file, tmp_path, monkeypatch,

@@ -151,6 +151,11 @@ def verify(model_dirs: list[Path], *, sha256: str | None = None) -> None:
     log.info("Verified %d ONNX model file(s).", len(files))
 
 
+def versions_of(model_dir: Path) -> list[str]:
+    """The version folders (numeric names) of an installed model directory."""
+    return _versions(model_dir)
+
+
 def _versions(model_dir: Path) -> list[str]:
     return [c.name for c in model_dir.iterdir() if c.is_dir() and c.name.isdigit()]
 

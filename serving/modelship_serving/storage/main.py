@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import json
 import logging
 import os
 import sys
@@ -99,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(chatty).setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     try:
-        run(args)
+        installed = run(args)
     except StorageError as exc:
         line = f"{exc.reason}: {exc.message}"
         log.error("Storage initialisation failed: %s", line)
@@ -110,6 +111,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.exception("Storage initialisation failed unexpectedly.")
         write_termination_log(args.termination_log, line)
         return 2
+    # On success the message says what was fetched: the operator reads the
+    # stored versions from it (the pod status) without reading the storage.
+    summary = {
+        "models": {d.name: sorted(int(v) for v in layout.versions_of(d)) for d in installed},
+    }
+    summary["versions"] = sorted({v for vs in summary["models"].values() for v in vs})
+    write_termination_log(args.termination_log, json.dumps(summary, separators=(",", ":")))
     return 0
 
 
