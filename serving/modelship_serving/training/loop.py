@@ -99,8 +99,16 @@ def make_optimizer(parameters: Iterator[nn.Parameter],
 
 
 def epoch_order(sampler: DistributedSampler, epoch: int, device: torch.device) -> torch.Tensor:
-    """This rank's row order for one epoch, as an index tensor on the device."""
+    """This rank's row order for one epoch, as an index tensor on the device.
+
+    With one replica the sampler's order is ``randperm`` seeded with
+    ``seed + epoch``; drawing it directly skips a round trip through a Python
+    list of every row index.
+    """
     sampler.set_epoch(epoch)
+    if sampler.num_replicas == 1:
+        generator = torch.Generator().manual_seed(sampler.seed + sampler.epoch)
+        return torch.randperm(len(sampler), generator=generator).to(device)
     return torch.as_tensor(list(sampler), dtype=torch.long, device=device)
 
 

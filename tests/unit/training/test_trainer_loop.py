@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from torch.utils.data.distributed import DistributedSampler
 
 from modelship_serving.training.architectures import Architecture, build_network
 from modelship_serving.training.config import HyperParameters
-from modelship_serving.training.loop import EpochReport, Objective, fit
+from modelship_serving.training.loop import EpochReport, Objective, epoch_order, fit
 from modelship_serving.training.pipeline import make_deterministic
 
 
@@ -64,3 +65,11 @@ def test_each_epoch_is_reported_with_loss_metric_and_time() -> None:
     assert [r.epoch for r in reports] == [1, 2, 3]
     assert all(r.train_loss > 0 and r.metric == "accuracy" for r in reports)
     assert reports[-1].elapsed_seconds >= reports[0].elapsed_seconds
+
+
+def test_one_replica_draws_the_same_order_as_the_distributed_sampler() -> None:
+    sampler = DistributedSampler(range(37), num_replicas=1, rank=0, shuffle=True, seed=9)
+    for epoch in (1, 2, 5):
+        drawn = epoch_order(sampler, epoch, torch.device("cpu")).tolist()
+        sampler.set_epoch(epoch)
+        assert drawn == list(sampler)
