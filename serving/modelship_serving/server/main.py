@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve ONNX models over Triton's HTTP and gRPC protocol.",
     )
     p.add_argument("--model-repository", required=True, help="Triton-layout model repository")
-    p.add_argument("--host", default="0.0.0.0")
+    p.add_argument("--host", default=os.environ.get("MODELSHIP_BIND_ADDRESS", "0.0.0.0"))
     p.add_argument("--http-port", type=int, default=8000)
     p.add_argument("--grpc-port", type=int, default=8001)
     p.add_argument("--metrics-port", type=int, default=8002,
