@@ -223,7 +223,8 @@ def rule_groups(
         _alert(
             "ModelshipDataDrift", "warning",
             f"max(modelship_drift_score{{{sel}}}) > {t.drift_psi:g}",
-            summary=f"Inputs or outputs of {who} drifted (PSI {{{{ $value | printf \"%.2f\" }}}}).",
+            summary=f"Inputs or outputs of {who} drifted "
+                    f"(PSI {{{{ $value | printf \"%.2f\" }}}}).",
             description=f"The population stability index of at least one feature of {who} "
                         f"against its training reference is above {t.drift_psi:g}.",
             runbook="Find the drifting tensor and feature with modelship_drift_score on the "

@@ -91,7 +91,7 @@ class DriftMonitor:
         with self._lock:
             gone = [key for key in self._observers if key not in live]
             closing = [self._observers.pop(key) for key in gone]
-        for key, observer in zip(gone, closing):
+        for key, observer in zip(gone, closing, strict=True):
             if observer is not None:
                 observer.close()
                 logger.info("Drift detection of %s/%s stopped: the version is unloaded.", *key)

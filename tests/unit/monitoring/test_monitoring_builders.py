@@ -46,7 +46,8 @@ def test_the_prometheus_rule_carries_owner_labels_and_six_alerts() -> None:
 
 
 def test_every_alert_routes_by_namespace_and_model_and_says_what_to_check() -> None:
-    [group] = rule_groups(name="iris", namespace="ml", model="iris-v", thresholds=AlertThresholds())
+    [group] = rule_groups(name="iris", namespace="ml", model="iris-v",
+                          thresholds=AlertThresholds())
     for rule in group["rules"]:
         assert rule["labels"]["namespace"] == "ml"
         assert rule["labels"]["model"] == "iris-v"
@@ -57,7 +58,8 @@ def test_every_alert_routes_by_namespace_and_model_and_says_what_to_check() -> N
 
 
 def test_every_expression_is_scoped_to_its_own_model() -> None:
-    [group] = rule_groups(name="iris", namespace="ml", model="iris-v", thresholds=AlertThresholds())
+    [group] = rule_groups(name="iris", namespace="ml", model="iris-v",
+                          thresholds=AlertThresholds())
     for rule in group["rules"]:
         expr = rule["expr"]
         assert 'namespace="ml"' in expr, rule["alert"]
@@ -86,7 +88,8 @@ def test_a_long_for_stretches_the_fine_tuning_lookback_so_the_alert_can_fire() -
 
 
 def test_label_values_are_escaped_inside_selectors() -> None:
-    [group] = rule_groups(name="iris", namespace="ml", model='we"ird', thresholds=AlertThresholds())
+    [group] = rule_groups(name="iris", namespace="ml", model='we"ird',
+                          thresholds=AlertThresholds())
     assert 'model="we\\"ird"' in group["rules"][0]["expr"]
 
 
