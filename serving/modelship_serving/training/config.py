@@ -104,7 +104,8 @@ class BaseModelSpec(_Spec):
         if sizes is not None:
             bad = [s for s in sizes if s < 1]
             if bad or not sizes:
-                raise ValueError(f"hidden sizes must be a non-empty list of ints >= 1, got {sizes}")
+                raise ValueError(f"hidden sizes must be a non-empty list of ints >= 1, "
+                                 f"got {sizes}")
         return sizes
 
     @model_validator(mode="after")

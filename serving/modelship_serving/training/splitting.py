@@ -53,8 +53,8 @@ class Standardizer:
 
 def split_sizes(rows: int, ratios: Split) -> tuple[int, int, int]:
     """Rounds the ratios to row counts that add up to ``rows``; none may be empty."""
-    n_val = int(round(rows * ratios.validation))
-    n_test = int(round(rows * ratios.test))
+    n_val = round(rows * ratios.validation)
+    n_test = round(rows * ratios.test)
     n_train = rows - n_val - n_test
     if min(n_train, n_val, n_test) < 1:
         raise InvalidDataset(

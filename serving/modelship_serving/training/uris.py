@@ -53,7 +53,7 @@ def parse_rows(text: str) -> RowSlice:
         last = int(stop) if stop.strip() else None
     except ValueError:
         raise ValueError(f"rows must hold integers as 'start:stop', got {text!r}") from None
-    if first is not None and last is not None and 0 <= first and 0 <= last and last <= first:
+    if first is not None and last is not None and first >= 0 and last >= 0 and last <= first:
         raise ValueError(f"rows {text!r} selects no row: stop must be after start")
     return RowSlice(first, last)
 

@@ -96,7 +96,7 @@ def test_a_checkpoint_that_would_run_code_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_missing_base_model_says_where_it_looked(tmp_path: Path) -> None:
-    with pytest.raises(BaseModelNotFound, match="checkpoint.pt"):
+    with pytest.raises(BaseModelNotFound, match=r"checkpoint\.pt"):
         load((tmp_path / "nowhere").as_uri(), outputs=2, task="classification")
 
 

@@ -59,7 +59,7 @@ def test_a_rows_slice_selects_part_of_a_bundled_dataset() -> None:
 
 def test_a_missing_target_column_lists_the_columns_there_are(tmp_path: Path) -> None:
     FRAME.to_csv(tmp_path / "d.csv", index=False)
-    with pytest.raises(InvalidDataset, match="'target' is not in d.csv; columns: a, b, label"):
+    with pytest.raises(InvalidDataset, match=r"'target' is not in d\.csv; columns: a, b, label"):
         load_dataset(spec((tmp_path / "d.csv").as_uri()))
 
 

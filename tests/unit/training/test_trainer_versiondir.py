@@ -19,17 +19,16 @@ def test_a_version_is_published_with_all_its_files_at_once(tmp_path: Path) -> No
 
 
 def test_a_failure_while_writing_leaves_no_version_and_no_staging(tmp_path: Path) -> None:
-    with pytest.raises(ExportMismatch):
-        with staged_version(tmp_path, "m", 2) as stage:
-            (stage / "model.onnx").write_bytes(b"half")
-            raise ExportMismatch("differs")
+    with pytest.raises(ExportMismatch), staged_version(tmp_path, "m", 2) as stage:
+        (stage / "model.onnx").write_bytes(b"half")
+        raise ExportMismatch("differs")
     assert list((tmp_path / "m").iterdir()) == []
 
 
 def test_an_existing_version_is_never_overwritten(tmp_path: Path) -> None:
     (tmp_path / "m" / "3").mkdir(parents=True)
     (tmp_path / "m" / "3" / "model.onnx").write_bytes(b"old")
-    with pytest.raises(VersionExists, match="never overwritten"):
-        with staged_version(tmp_path, "m", 3):
-            pass
+    with pytest.raises(VersionExists, match="never overwritten"), \
+            staged_version(tmp_path, "m", 3):
+        pass
     assert (tmp_path / "m" / "3" / "model.onnx").read_bytes() == b"old"
