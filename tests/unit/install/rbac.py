@@ -46,31 +46,39 @@ PEERING_VERBS = READ | {"patch"}
 CLUSTER_PEERING = {("kopf.dev", "clusterkopfpeerings"): PEERING_VERBS}
 NAMESPACED_PEERING = {("kopf.dev", "kopfpeerings"): PEERING_VERBS}
 
-# What the operator must never be able to do, wherever it runs.
-FORBIDDEN_EVERYWHERE: tuple[tuple[str, str], ...] = (
-    ("get", "secrets"),
-    ("list", "secrets"),
-    ("create", "pods"),
-    ("delete", "pods"),
-    ("create", "pods/exec"),
-    ("update", "modeldeployments.modelship.io"),
-    ("create", "modeldeployments.modelship.io"),
-    ("delete", "modeldeployments.modelship.io"),
-    ("create", "roles.rbac.authorization.k8s.io"),
-    ("create", "rolebindings.rbac.authorization.k8s.io"),
-    ("create", "serviceaccounts/token"),
-    ("update", "deployments.apps"),
-    ("delete", "persistentvolumeclaims"),
+# What the operator must never be able to do: (verb, group, resource[/subresource]).
+FORBIDDEN_EVERYWHERE: tuple[tuple[str, str, str], ...] = (
+    ("get", "", "secrets"),
+    ("list", "", "secrets"),
+    ("watch", "", "secrets"),
+    ("create", "", "pods"),
+    ("delete", "", "pods"),
+    ("create", "", "pods/exec"),
+    ("create", "", "serviceaccounts/token"),
+    ("create", "modelship.io", "modeldeployments"),
+    ("update", "modelship.io", "modeldeployments"),
+    ("delete", "modelship.io", "modeldeployments"),
+    ("delete", "modelship.io", "modelensembles"),
+    ("update", "apps", "deployments"),
+    ("create", "apps", "daemonsets"),
+    ("delete", "", "persistentvolumeclaims"),
+    ("create", "rbac.authorization.k8s.io", "roles"),
+    ("create", "rbac.authorization.k8s.io", "rolebindings"),
+    ("impersonate", "", "serviceaccounts"),
 )
-FORBIDDEN_CLUSTER_WIDE: tuple[tuple[str, str], ...] = (
-    ("delete", "namespaces"),
-    ("create", "namespaces"),
-    ("create", "customresourcedefinitions.apiextensions.k8s.io"),
-    ("delete", "customresourcedefinitions.apiextensions.k8s.io"),
-    ("create", "clusterroles.rbac.authorization.k8s.io"),
-    ("create", "clusterrolebindings.rbac.authorization.k8s.io"),
-    ("get", "nodes"),
-    ("create", "mutatingwebhookconfigurations.admissionregistration.k8s.io"),
+# Cluster-scoped things it must never change (or, for nodes, even read).
+FORBIDDEN_CLUSTER_SCOPED: tuple[tuple[str, str, str], ...] = (
+    ("create", "", "namespaces"),
+    ("delete", "", "namespaces"),
+    ("patch", "", "namespaces"),
+    ("create", "apiextensions.k8s.io", "customresourcedefinitions"),
+    ("patch", "apiextensions.k8s.io", "customresourcedefinitions"),
+    ("delete", "apiextensions.k8s.io", "customresourcedefinitions"),
+    ("create", "rbac.authorization.k8s.io", "clusterroles"),
+    ("create", "rbac.authorization.k8s.io", "clusterrolebindings"),
+    ("get", "", "nodes"),
+    ("create", "admissionregistration.k8s.io", "mutatingwebhookconfigurations"),
+    ("create", "kopf.dev", "clusterkopfpeerings"),
 )
 
 
@@ -93,8 +101,8 @@ def wildcards(rules: Iterable[dict[str, Any]]) -> Iterator[str]:
                 yield f"{field} of {rule}"
 
 
-def resource_arg(group: str, resource: str) -> str:
-    """The RESOURCE argument of `kubectl auth can-i` for a (group, resource) pair."""
+def can_i_args(verb: str, group: str, resource: str) -> list[str]:
+    """Arguments of `kubectl auth can-i` for a verb on a (group, resource[/sub]) pair."""
     name, _, sub = resource.partition("/")
-    qualified = f"{name}.{group}" if group else name
-    return f"{qualified}/{sub}" if sub else qualified
+    args = [verb, f"{name}.{group}" if group else name]
+    return [*args, f"--subresource={sub}"] if sub else args
