@@ -41,7 +41,6 @@ logger = logging.getLogger(__name__)
 _ALL = "all"  # the window's one key: every tensor's columns side by side
 
 
-
 @dataclass(frozen=True)
 class DriftSettings:
     """Tuning of the window and the checks; the defaults suit most models.
