@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 from modelship_operator.api.base import InvalidResourceError
@@ -26,6 +27,7 @@ from modelship_operator.builders.predictor import COMPONENT, urls
 from modelship_operator.cluster.client import KubeClient, resource_path
 from modelship_operator.cluster.converge import SeenVersions, converge_child
 from modelship_operator.cluster.events import EventRecorder
+from modelship_operator.reconcile.finetune import reconcile_fine_tuning
 from modelship_operator.reconcile.conditions import Condition, condition_of, merge_conditions
 from modelship_operator.reconcile.health import Health, assess
 from modelship_operator.settings import Settings
@@ -44,6 +46,9 @@ class Context:
     settings: Settings
     events: EventRecorder
     seen: SeenVersions = field(default_factory=SeenVersions)
+    # Told of the object the API server returns after a status write, so the
+    # next reconcile starts from it even before the watch event arrives.
+    remember: Callable[[dict[str, Any]], None] = lambda body: None
     _discovered: dict[str, tuple[float, bool]] = field(default_factory=dict)
 
     async def api_available(self, group_version: str, *, ttl: float = 60.0) -> bool:
@@ -129,6 +134,11 @@ async def reconcile(ctx: Context, body: dict[str, Any]) -> None:
         })
         return
 
+    # Fine-tuning first: a promotion changes the version the children serve.
+    ft_updates, ft_condition = await reconcile_fine_tuning(ctx, md, body, previous)
+    if ft_updates:
+        md = ModelDeployment.from_k8s({**body, "status": {**previous, **ft_updates}})
+
     for child in desired_children(md, body, ctx.settings):
         action = await converge_child(ctx.client, child, namespace, ctx.seen)
         if action not in ("unchanged", "absent"):
@@ -146,8 +156,10 @@ async def reconcile(ctx: Context, body: dict[str, Any]) -> None:
     phase, conditions = serving_conditions(md, health)
     url, grpc_url = urls(md, ctx.settings)
 
+    extra = [monitoring] + ([ft_condition] if ft_condition is not None else [])
     status = {
         **previous,
+        **ft_updates,
         "phase": phase,
         "observedGeneration": generation,
         "replicas": health.replicas,
@@ -155,7 +167,7 @@ async def reconcile(ctx: Context, body: dict[str, Any]) -> None:
         "selector": _selector(name),
         "url": url,
         "grpcUrl": grpc_url,
-        "conditions": merge_conditions(previous.get("conditions"), [*conditions, monitoring],
+        "conditions": merge_conditions(previous.get("conditions"), [*conditions, *extra],
                                        generation=generation),
     }
     version = served_version(md) or _discovered_version(pods)
@@ -215,7 +227,7 @@ async def _write_status(
     meta_ = body["metadata"]
     path = resource_path(GROUP_VERSION, PLURAL, namespace=meta_["namespace"],
                          name=meta_["name"], subresource="status")
-    await ctx.client.merge_patch(path, {"status": status})
+    ctx.remember(await ctx.client.merge_patch(path, {"status": status}))
 
 
 async def _announce(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,10 +22,12 @@ import kopf
 from modelship_operator.cluster.client import (
     ApiError,
     KubeClient,
+    NotFound,
     TemporaryApiError,
     namespace_is_terminating,
 )
 from modelship_operator.cluster.events import EventRecorder
+from modelship_operator.metrics import RECONCILE_SECONDS, RECONCILES
 from modelship_operator.reconcile import deployment as md_reconcile
 from modelship_operator.reconcile.queue import Key, WorkQueue
 from modelship_operator.settings import Settings
@@ -62,11 +65,17 @@ async def _work(key: Key) -> None:
     if body["metadata"].get("deletionTimestamp"):
         return  # the garbage collector removes the children
     STATE.reconciles[key] += 1
+    started = time.monotonic()
+    result = "error"
     try:
         await md_reconcile.reconcile(STATE.context, body)
+        result = "ok"
     except ApiError as exc:
         if _retryable(exc):
             raise
+        if isinstance(exc, NotFound):
+            log.debug("ModelDeployment %s/%s is gone; nothing to do.", key[1], key[2])
+            return
         if namespace_is_terminating(exc):
             log.debug("ModelDeployment %s/%s: its namespace is being deleted; nothing to do.",
                       key[1], key[2])
@@ -74,6 +83,9 @@ async def _work(key: Key) -> None:
         log.error("ModelDeployment %s/%s: the API server refused a request: %s",
                   key[1], key[2], exc)
         raise
+    finally:
+        RECONCILES.labels(key[0], result).inc()
+        RECONCILE_SECONDS.labels(key[0]).observe(time.monotonic() - started)
 
 
 @kopf.on.startup()
@@ -93,8 +105,27 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
         client=STATE.client, settings=Settings.from_env(),
         events=EventRecorder(STATE.client),
     )
+    context.remember = _remember
     STATE.context = context
     return info
+
+
+def _remember(body: dict[str, Any]) -> None:
+    """Keep the newest copy of an object we just wrote (the watch may lag behind)."""
+    meta = body.get("metadata") or {}
+    key: Key = ("ModelDeployment", meta.get("namespace", ""), meta.get("name", ""))
+    known = STATE.bodies.get(key)
+    if known is None:
+        return
+    # NB: resourceVersions are opaque by contract; etcd's are integers, and
+    # when one is not, the freshly written copy is simply taken.
+    try:
+        newer = int(meta.get("resourceVersion") or 0) > int(
+            known["metadata"].get("resourceVersion") or 0)
+    except ValueError:
+        newer = True
+    if newer:
+        STATE.bodies[key] = body
 
 
 @kopf.on.startup()
@@ -140,6 +171,7 @@ async def model_deployment_event(
     _schedule(key)
 
 
+@kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
 @kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
 @kopf.on.event("", "v1", "pods", labels=MANAGED)
 @kopf.on.event("", "v1", "services", labels=MANAGED)
