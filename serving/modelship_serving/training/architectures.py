@@ -11,9 +11,10 @@ target). What gets exported is a ``ServingModel``: the same body and head with
 the train split's statistics baked in as buffers, so the served model takes
 raw features and returns class probabilities and labels, or the prediction on
 the original scale.
-"""
 
-from __future__ import annotations
+NB: no ``from __future__ import annotations`` here: TorchScript reads the
+buffer annotations of the exported wrappers and cannot resolve them as strings.
+"""
 
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -45,7 +46,7 @@ class Architecture:
         return {names.get(k, k): v for k, v in asdict(self).items()}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Architecture:
+    def from_json(cls, data: dict[str, Any]) -> "Architecture":
         try:
             return cls(
                 architecture=str(data["architecture"]),
@@ -102,6 +103,9 @@ def build_network(arch: Architecture) -> Network:
 class ServingModel(nn.Module):
     """Base of the exported wrappers: raw features in, standardised inside."""
 
+    input_mean: torch.Tensor
+    input_std: torch.Tensor
+
     def __init__(self, network: Network, input_mean: torch.Tensor,
                  input_std: torch.Tensor) -> None:
         super().__init__()
@@ -124,6 +128,9 @@ class ClassifierExport(ServingModel):
 
 class RegressorExport(ServingModel):
     """Outputs ``prediction`` [rows, 1] on the target's original scale."""
+
+    target_mean: torch.Tensor
+    target_std: torch.Tensor
 
     def __init__(self, network: Network, input_mean: torch.Tensor, input_std: torch.Tensor,
                  target_mean: float, target_std: float) -> None:

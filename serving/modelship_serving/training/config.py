@@ -73,7 +73,7 @@ class DatasetSpec(_Spec):
     # Column (CSV/Parquet), field or column index (NumPy) holding the target;
     # "target" when absent (the last column for a plain 2-D .npy array).
     target_column: str | None = None
-    split: Split = Split()
+    split: Split = Field(default_factory=lambda: Split.model_validate({}))
 
     @field_validator("uri")
     @classmethod
@@ -141,7 +141,8 @@ class FineTuning(_Spec):
     dataset: DatasetSpec
     task: Task
     num_classes: int | None = Field(None, ge=2)
-    hyper_parameters: HyperParameters = HyperParameters()
+    hyper_parameters: HyperParameters = Field(
+        default_factory=lambda: HyperParameters.model_validate({}))
     workers: int = Field(1, ge=1, le=1024)
     # Read by the operator only; accepted so the whole spec can be passed on.
     resources: dict[str, Any] | None = None

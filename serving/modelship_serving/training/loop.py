@@ -19,12 +19,14 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import Dataset
 from torch.utils.data.distributed import DistributedSampler
 
 from .architectures import Network
@@ -98,7 +100,8 @@ def make_optimizer(parameters: Iterator[nn.Parameter],
                            weight_decay=hp.weight_decay)
 
 
-def epoch_order(sampler: DistributedSampler, epoch: int, device: torch.device) -> torch.Tensor:
+def epoch_order(sampler: DistributedSampler[int], epoch: int,
+                device: torch.device) -> torch.Tensor:
     """This rank's row order for one epoch, as an index tensor on the device.
 
     With one replica the sampler's order is ``randperm`` seeded with
@@ -135,8 +138,11 @@ def fit(
     if distributed:
         model = DistributedDataParallel(network, device_ids=None)
     optimizer = make_optimizer(network.parameters(), hp)
-    sampler = DistributedSampler(range(x_train.shape[0]), num_replicas=partition.world_size,
-                                 rank=partition.rank, shuffle=True, seed=hp.seed)
+    # The sampler only needs the row count: a range stands in for a dataset.
+    rows_only = cast(Dataset[int], range(x_train.shape[0]))
+    sampler: DistributedSampler[int] = DistributedSampler(
+        rows_only, num_replicas=partition.world_size, rank=partition.rank, shuffle=True,
+        seed=hp.seed)
     # The batch size is global: each replica takes its share.
     batch = max(1, hp.batch_size // partition.world_size)
 

@@ -26,7 +26,7 @@ import torch
 
 from ..monitoring.reference import build_reference
 from . import distributed, triton_config
-from .architectures import ClassifierExport, RegressorExport, ServingModel
+from .architectures import ClassifierExport, Network, RegressorExport, ServingModel
 from .base_model import ARCHITECTURE_FILE, CHECKPOINT_FILE, TORCHSCRIPT_FILE, prepare_network
 from .config import LOWER_IS_BETTER, TrainerConfig
 from .datasets import load_dataset
@@ -172,7 +172,7 @@ def _tensors(data: Prepared, device: torch.device) -> dict[str, Any]:
             "y_val": data.y[data.validation]}
 
 
-def serving_model(network: torch.nn.Module, data: Prepared, task: str) -> ServingModel:
+def serving_model(network: Network, data: Prepared, task: str) -> ServingModel:
     mean = torch.from_numpy(data.inputs.mean)
     std = torch.from_numpy(data.inputs.std)
     if task == "classification":
