@@ -44,7 +44,8 @@ if status == nil then
 end
 
 -- A status written for an older spec says nothing about the current one.
-if generation ~= nil and (status.observedGeneration == nil or status.observedGeneration < generation) then
+local observed = status.observedGeneration
+if generation ~= nil and (observed == nil or observed < generation) then
   hs.status = "Progressing"
   hs.message = string.format("Waiting for the operator to act on generation %d", generation)
   return hs
@@ -52,9 +53,10 @@ end
 
 local ready = find_condition(status, "Ready")
 if ready ~= nil and ready.status == "True" then
-  if generation ~= nil and ready.observedGeneration ~= nil and ready.observedGeneration < generation then
+  local computed = ready.observedGeneration
+  if generation ~= nil and computed ~= nil and computed < generation then
     hs.status = "Progressing"
-    hs.message = string.format("Ready was last computed for generation %d", ready.observedGeneration)
+    hs.message = string.format("Ready was last computed for generation %d", computed)
     return hs
   end
   hs.status = "Healthy"
@@ -64,7 +66,8 @@ end
 
 if status.phase == "Failed" or status.phase == "Degraded" then
   hs.status = "Degraded"
-  hs.message = describe(ready, find_condition(status, "MembersReady"), "Phase " .. status.phase)
+  local members = find_condition(status, "MembersReady")
+  hs.message = describe(ready, members, "Phase " .. status.phase)
   return hs
 end
 

@@ -133,7 +133,8 @@ def test_two_replicas_get_a_peering_object_they_may_patch_but_not_create(
 
     assert found["metadata"]["labels"]["app.kubernetes.io/instance"] == release.name
     assert deployment["spec"]["replicas"] == 2
-    assert f"--peering={peering}" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert f"--peering={peering}" in args
     control_plane.kubectl("get", "poddisruptionbudget", release.service_account, "-n", namespace)
     assert [allowed for allowed in answers.values()] == [True, True, False, False]
 

@@ -62,7 +62,9 @@ def parse(path: Path) -> list[Stage]:
 
 
 # name[:tag][@sha256:digest]; an exact tag has a full x.y.z version in it.
-_IMAGE = re.compile(r"^(?P<name>[^:@\s]+)(?::(?P<tag>[^@\s]+))?(?:@sha256:(?P<digest>[0-9a-f]{64}))?$")
+_IMAGE = re.compile(
+    r"^(?P<name>[^:@\s]+)(?::(?P<tag>[^@\s]+))?(?:@sha256:(?P<digest>[0-9a-f]{64}))?$"
+)
 _EXACT_VERSION = re.compile(r"\d+\.\d+\.\d+")
 
 
