@@ -30,6 +30,7 @@ from modelship_serving.runtime.session import (
     BatchObserver,
     SessionRunner,
     open_session,
+    probe_seconds,
     session_options,
 )
 from modelship_serving.runtime.signature import Signature
@@ -41,6 +42,9 @@ READY = "READY"
 UNAVAILABLE = "UNAVAILABLE"
 LOADING = "LOADING"
 UNLOADING = "UNLOADING"
+
+# Below this batch-1 latency a model gets one intra-op thread per instance.
+SMALL_MODEL_SECONDS = 0.0005
 
 
 @dataclass
@@ -235,6 +239,15 @@ class ModelManager:
         except InvalidArgument as exc:
             raise ModelConfigError(exc.message) from None
         _check_session(session, signature)
+
+        # A small model runs faster on one thread: waking a pool costs more than
+        # its whole run. An explicit intra_op_thread_count in config.pbtxt wins.
+        probe = probe_seconds(session, signature)
+        if (threads > 1 and probe is not None and probe < SMALL_MODEL_SECONDS
+                and "intra_op_thread_count" not in config.parameters):
+            threads = 1
+            session = open_session(path, session_options(config, threads))
+            probe_seconds(session, signature)
         runner = SessionRunner(model=name, version=str(number), session=session,
                                signature=signature, observers=self.observers)
         stats = ModelStats()

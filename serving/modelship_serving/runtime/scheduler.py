@@ -1,7 +1,7 @@
 """Getting requests to a model's worker threads: one at a time, or in dynamic batches.
 
-Both schedulers keep the event loop free: the session runs in a thread pool
-with one thread per model instance, and results come back through the loop.
+Both schedulers keep the event loop free: the session runs in worker threads,
+one per model instance, and results come back through the loop.
 The dynamic batcher follows Triton's rules: it forms a batch when an instance
 is free, sends it at once when it reaches max_batch_size or the largest
 preferred size, and otherwise waits at most max_queue_delay_microseconds for
@@ -15,7 +15,6 @@ import asyncio
 import collections
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +23,7 @@ import numpy as np
 from modelship_serving.protocol.errors import Unavailable
 from modelship_serving.runtime.session import BatchTiming, SessionRunner
 from modelship_serving.runtime.stats import ModelStats
+from modelship_serving.runtime.workers import WorkerThreads
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ class Job:
     feed: dict[str, np.ndarray]
     size: int
     key: tuple[tuple[str, tuple[int, ...]], ...]
-    future: asyncio.Future[JobResult]
+    future: asyncio.Future[JobResult] | None  # only while queued in the batcher
     enqueued_ns: int
 
 
@@ -67,10 +67,8 @@ class Scheduler:
         self.runner = runner
         self.stats = stats
         self.instances = max(1, instances)
-        self.pool = ThreadPoolExecutor(
-            max_workers=self.instances,
-            thread_name_prefix=f"infer-{runner.model}-{runner.version}",
-        )
+        self.workers = WorkerThreads(self.instances,
+                                     name=f"infer-{runner.model}-{runner.version}")
         self._batch_histogram = batch_histogram
         self._in_flight = 0
         self._idle = asyncio.Event()
@@ -82,8 +80,7 @@ class Scheduler:
         if self._closed:
             raise Unavailable(f"model '{self.runner.model}' version {self.runner.version} "
                               f"is being unloaded")
-        loop = asyncio.get_running_loop()
-        job = Job(feed, size, (), loop.create_future(), time.perf_counter_ns())
+        job = Job(feed, size, (), None, time.perf_counter_ns())
         self._started()
         try:
             return await self._dispatch(job)
@@ -91,8 +88,7 @@ class Scheduler:
             self._finished()
 
     async def _dispatch(self, job: Job) -> JobResult:
-        loop = asyncio.get_running_loop()
-        results = await loop.run_in_executor(self.pool, self._execute, [job])
+        results = await self.workers.submit(self._execute, [job])
         return results[0]
 
     def _execute(self, jobs: list[Job]) -> list[JobResult]:
@@ -124,7 +120,7 @@ class Scheduler:
         """Refuse new requests, wait for those in flight, stop the threads."""
         self._closed = True
         await self._idle.wait()
-        self.pool.shutdown(wait=False)
+        self.workers.shutdown()
 
 
 class DynamicBatcher(Scheduler):
@@ -160,6 +156,7 @@ class DynamicBatcher(Scheduler):
             self._task = asyncio.create_task(self._form_batches(),
                                              name=f"batcher-{self.runner.model}")
         job.key = _batch_key(job.feed)
+        job.future = asyncio.get_running_loop().create_future()
         self._queue.append(job)
         self._queued_size += job.size
         assert self._wake is not None
@@ -178,7 +175,7 @@ class DynamicBatcher(Scheduler):
                           self.runner.model, self.runner.version)
             while self._queue:
                 job = self._queue.popleft()
-                if not job.future.done():
+                if job.future is not None and not job.future.done():
                     job.future.set_exception(Unavailable("the model's batcher stopped"))
             self._task = None
             raise
@@ -197,7 +194,7 @@ class DynamicBatcher(Scheduler):
             if not jobs:
                 self._slots.release()
                 continue
-            future = loop.run_in_executor(self.pool, self._execute, jobs)
+            future = self.workers.submit(self._execute, jobs)
             future.add_done_callback(lambda f, jobs=jobs: self._deliver(f, jobs))
 
     async def _wait_for_more(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -258,11 +255,11 @@ class DynamicBatcher(Scheduler):
         exc = future.exception() if not future.cancelled() else Unavailable("batch cancelled")
         if exc is not None:
             for job in jobs:
-                if not job.future.done():
+                if job.future is not None and not job.future.done():
                     job.future.set_exception(exc)
             return
         for job, result in zip(jobs, future.result()):
-            if not job.future.done():
+            if job.future is not None and not job.future.done():
                 job.future.set_result(result)
 
     async def close(self) -> None:

@@ -90,6 +90,33 @@ def open_session(path: Path, options: ort.SessionOptions) -> ort.InferenceSessio
         raise ModelLoadError(f"ONNX Runtime cannot load {path}: {exc}") from exc
 
 
+def probe_seconds(session: ort.InferenceSession, signature: Signature, runs: int = 5
+                  ) -> float | None:
+    """Median time of a batch-1 run on zeros, or None when the graph refuses zeros.
+
+    Doubles as a warm-up, so the first real request does not pay for lazy
+    initialisation inside onnxruntime.
+    """
+    feed: dict[str, np.ndarray] = {}
+    for spec in signature.inputs.values():
+        shape = ([1] if signature.batching else []) + [max(d, 1) for d in spec.dims]
+        if spec.reshape is not None:
+            shape = ([1] if signature.batching else []) + list(spec.reshape)
+        if spec.datatype.name == "BYTES":
+            feed[spec.name] = np.full(shape, "", dtype=np.object_)
+        else:
+            feed[spec.name] = np.zeros(shape, dtype=spec.datatype.dtype)
+    times = []
+    try:
+        for _ in range(runs):
+            start = time.perf_counter()
+            session.run(None, feed)
+            times.append(time.perf_counter() - start)
+    except Exception:  # shapes or values the graph does not accept: no probe
+        return None
+    return sorted(times)[len(times) // 2]
+
+
 class SessionRunner:
     """Runs batches of requests through one session (thread-safe)."""
 

@@ -50,7 +50,8 @@ class _Uvicorn(uvicorn.Server):
         yield
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening socket bound before uvicorn starts, so port 0 works and errors are early."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -60,7 +61,8 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _uvicorn(app: object, grace: float) -> _Uvicorn:
+def make_uvicorn(app: object, grace: float) -> uvicorn.Server:
+    """The uvicorn server every Modelship HTTP listener runs on (httptools, no lifespan)."""
     config = uvicorn.Config(
         app, loop="none", http="httptools", lifespan="off", access_log=False,
         log_config=None, server_header=False, date_header=False,
@@ -69,14 +71,23 @@ def _uvicorn(app: object, grace: float) -> _Uvicorn:
     return _Uvicorn(config)
 
 
+def make_grpc_server(max_request_bytes: int) -> grpc.aio.Server:
+    """The grpc.aio server every Modelship gRPC listener runs on."""
+    return grpc.aio.server(options=[
+        ("grpc.so_reuseport", 0),  # a second server on the same port must fail, not share
+        ("grpc.max_receive_message_length", max_request_bytes),
+        ("grpc.max_send_message_length", -1),
+    ])
+
+
 class ServingProcess:
     """Owns the listeners of one ModelServer and their orderly shutdown."""
 
     def __init__(self, core: ModelServer, listeners: Listeners) -> None:
         self.core = core
         self.listeners = listeners
-        self._http: _Uvicorn | None = None
-        self._metrics: _Uvicorn | None = None
+        self._http: uvicorn.Server | None = None
+        self._metrics: uvicorn.Server | None = None
         self._grpc: grpc.aio.Server | None = None
         self._http_task: asyncio.Task[None] | None = None
         self._metrics_task: asyncio.Task[None] | None = None
@@ -84,24 +95,20 @@ class ServingProcess:
     async def start(self) -> None:
         """Open every listener, then load the models (readiness follows)."""
         opts = self.listeners
-        http_sock = _bind(opts.host, opts.http_port)
+        http_sock = bind_socket(opts.host, opts.http_port)
         opts.bound["http"] = http_sock.getsockname()[1]
-        self._http = _uvicorn(HttpApp(self.core, max_request_bytes=opts.max_request_bytes),
+        self._http = make_uvicorn(HttpApp(self.core, max_request_bytes=opts.max_request_bytes),
                               opts.shutdown_grace_seconds)
         self._http_task = asyncio.create_task(self._http.serve(sockets=[http_sock]))
 
         if opts.metrics_port is not None:
-            metrics_sock = _bind(opts.host, opts.metrics_port)
+            metrics_sock = bind_socket(opts.host, opts.metrics_port)
             opts.bound["metrics"] = metrics_sock.getsockname()[1]
-            self._metrics = _uvicorn(MetricsApp(self.core), 1)
+            self._metrics = make_uvicorn(MetricsApp(self.core), 1)
             self._metrics_task = asyncio.create_task(
                 self._metrics.serve(sockets=[metrics_sock]))
 
-        self._grpc = grpc.aio.server(options=[
-            ("grpc.so_reuseport", 0),
-            ("grpc.max_receive_message_length", opts.max_request_bytes),
-            ("grpc.max_send_message_length", -1),
-        ])
+        self._grpc = make_grpc_server(opts.max_request_bytes)
         grpc_service.register(self._grpc, self.core)
         address = f"[{opts.host}]" if ":" in opts.host else opts.host
         opts.bound["grpc"] = self._grpc.add_insecure_port(f"{address}:{opts.grpc_port}")

@@ -1,0 +1,106 @@
+"""The two benchmark models, built here so the benchmark needs nothing downloaded.
+
+- mlp: breast cancer (30 features), a 3-layer MLP trained by scikit-learn,
+  its weights written into a MatMul/Add/Relu ONNX graph. In-process
+  onnxruntime answers it in about ten microseconds: the protocol is the cost.
+- cnn: a mid-size convolutional network on 3x32x32 images (four 3x3 conv
+  layers, 32 to 256 channels, ~0.4M parameters, ~115 MFLOPs a sample) with
+  seeded random weights: compute dominates, so batching pays.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+OPSET = 17
+
+
+def _finish(graph: onnx.GraphProto) -> onnx.ModelProto:
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 9
+    onnx.checker.check_model(model)
+    return model
+
+
+def mlp() -> tuple[onnx.ModelProto, np.ndarray]:
+    """The breast-cancer MLP and a sample of real rows (FP32)."""
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.preprocessing import StandardScaler
+
+    x, y = load_breast_cancer(return_X_y=True)
+    scaler = StandardScaler().fit(x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf = MLPClassifier(hidden_layer_sizes=(64, 32), max_iter=300, random_state=0)
+        clf.fit(scaler.transform(x), y)
+    inits = [numpy_helper.from_array(scaler.mean_.astype(np.float32), "mean"),
+             numpy_helper.from_array(scaler.scale_.astype(np.float32), "scale")]
+    nodes = [helper.make_node("Sub", ["input", "mean"], ["c"]),
+             helper.make_node("Div", ["c", "scale"], ["h0"])]
+    layers = list(zip(clf.coefs_, clf.intercepts_))
+    for i, (w, b) in enumerate(layers):
+        inits += [numpy_helper.from_array(w.astype(np.float32), f"w{i}"),
+                  numpy_helper.from_array(b.astype(np.float32), f"b{i}")]
+        nodes += [helper.make_node("MatMul", [f"h{i}", f"w{i}"], [f"m{i}"]),
+                  helper.make_node("Add", [f"m{i}", f"b{i}"], [f"a{i}"])]
+        if i < len(layers) - 1:
+            nodes.append(helper.make_node("Relu", [f"a{i}"], [f"h{i + 1}"]))
+    nodes.append(helper.make_node("Sigmoid", [f"a{len(layers) - 1}"], ["probability"]))
+    graph = helper.make_graph(
+        nodes, "breast_cancer_mlp",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, 30])],
+        [helper.make_tensor_value_info("probability", TensorProto.FLOAT, [None, 1])],
+        initializer=inits)
+    return _finish(graph), x.astype(np.float32)
+
+
+def cnn(seed: int = 0) -> tuple[onnx.ModelProto, np.ndarray]:
+    """The mid-size CNN and a sample of random images (FP32, NCHW)."""
+    rng = np.random.default_rng(seed)
+    channels = [3, 32, 64, 128, 256]
+    inits: list[onnx.TensorProto] = []
+    nodes: list[onnx.NodeProto] = []
+    current = "image"
+    for i, (cin, cout) in enumerate(zip(channels, channels[1:])):
+        scale = np.sqrt(2.0 / (cin * 9))
+        inits += [numpy_helper.from_array(
+                      (rng.standard_normal((cout, cin, 3, 3)) * scale).astype(np.float32),
+                      f"k{i}"),
+                  numpy_helper.from_array(np.zeros(cout, np.float32), f"kb{i}")]
+        nodes += [helper.make_node("Conv", [current, f"k{i}", f"kb{i}"], [f"conv{i}"],
+                                   pads=[1, 1, 1, 1]),
+                  helper.make_node("Relu", [f"conv{i}"], [f"relu{i}"])]
+        current = f"relu{i}"
+        if i in (1, 2):
+            nodes.append(helper.make_node("MaxPool", [current], [f"pool{i}"],
+                                          kernel_shape=[2, 2], strides=[2, 2]))
+            current = f"pool{i}"
+    inits += [numpy_helper.from_array(
+                  (rng.standard_normal((256, 10)) * 0.05).astype(np.float32), "fc"),
+              numpy_helper.from_array(np.zeros(10, np.float32), "fcb")]
+    nodes += [helper.make_node("GlobalAveragePool", [current], ["gap"]),
+              helper.make_node("Flatten", ["gap"], ["flat"]),
+              helper.make_node("MatMul", ["flat", "fc"], ["logits_raw"]),
+              helper.make_node("Add", ["logits_raw", "fcb"], ["logits0"]),
+              helper.make_node("Softmax", ["logits0"], ["scores"], axis=1)]
+    graph = helper.make_graph(
+        nodes, "cnn",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [None, 3, 32, 32])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [None, 10])],
+        initializer=inits)
+    images = rng.standard_normal((64, 3, 32, 32)).astype(np.float32)
+    return _finish(graph), images
+
+
+def write(repo: Path, name: str, model: onnx.ModelProto, config: str) -> Path:
+    directory = repo / name / "1"
+    directory.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(directory / "model.onnx"))
+    (repo / name / "config.pbtxt").write_text(config)
+    return directory / "model.onnx"
