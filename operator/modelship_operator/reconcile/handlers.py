@@ -29,6 +29,7 @@ from modelship_operator.cluster.client import (
 from modelship_operator.cluster.events import EventRecorder
 from modelship_operator.metrics import RECONCILE_SECONDS, RECONCILES
 from modelship_operator.reconcile import deployment as md_reconcile
+from modelship_operator.reconcile import ensemble as me_reconcile
 from modelship_operator.reconcile.queue import Key, WorkQueue
 from modelship_operator.settings import Settings
 
@@ -68,13 +69,16 @@ async def _work(key: Key) -> None:
     started = time.monotonic()
     result = "error"
     try:
-        await md_reconcile.reconcile(STATE.context, body)
+        if key[0] == "ModelEnsemble":
+            await me_reconcile.reconcile(STATE.context, body)
+        else:
+            await md_reconcile.reconcile(STATE.context, body)
         result = "ok"
     except ApiError as exc:
         if _retryable(exc):
             raise
         if isinstance(exc, NotFound):
-            log.debug("ModelDeployment %s/%s is gone; nothing to do.", key[1], key[2])
+            log.debug("%s %s/%s is gone; nothing to do.", key[0], key[1], key[2])
             return
         if namespace_is_terminating(exc):
             log.debug("ModelDeployment %s/%s: its namespace is being deleted; nothing to do.",
@@ -157,11 +161,8 @@ def _schedule(key: Key) -> None:
         STATE.queue.schedule(key)
 
 
-@kopf.on.event(GROUP, VERSION, "modeldeployments")
-async def model_deployment_event(
-    event: dict[str, Any], body: kopf.Body, namespace: str, name: str, **_: Any
-) -> None:
-    key: Key = ("ModelDeployment", namespace, name)
+def _track(kind: str, event: dict[str, Any], body: kopf.Body, namespace: str, name: str) -> None:
+    key: Key = (kind, namespace, name)
     if event.get("type") == "DELETED":
         STATE.bodies.pop(key, None)
         if STATE.queue:
@@ -169,6 +170,31 @@ async def model_deployment_event(
         return
     STATE.bodies[key] = dict(body)
     _schedule(key)
+
+
+def _schedule_ensembles_using(namespace: str, deployment: str) -> None:
+    """Ensembles follow their members: any change to a member re-checks them."""
+    for (kind, ns, name), body in list(STATE.bodies.items()):
+        if kind != "ModelEnsemble" or ns != namespace:
+            continue
+        members = (body.get("spec") or {}).get("members") or []
+        if any(m.get("deployment") == deployment for m in members):
+            _schedule((kind, ns, name))
+
+
+@kopf.on.event(GROUP, VERSION, "modeldeployments")
+async def model_deployment_event(
+    event: dict[str, Any], body: kopf.Body, namespace: str, name: str, **_: Any
+) -> None:
+    _track("ModelDeployment", event, body, namespace, name)
+    _schedule_ensembles_using(namespace, name)
+
+
+@kopf.on.event(GROUP, VERSION, "modelensembles")
+async def model_ensemble_event(
+    event: dict[str, Any], body: kopf.Body, namespace: str, name: str, **_: Any
+) -> None:
+    _track("ModelEnsemble", event, body, namespace, name)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
@@ -180,3 +206,6 @@ async def child_event(labels: kopf.Labels, namespace: str, **_: Any) -> None:
     owner = labels.get("modelship.io/deployment")
     if owner:
         _schedule(("ModelDeployment", namespace, owner))
+    ensemble = labels.get("modelship.io/ensemble")
+    if ensemble:
+        _schedule(("ModelEnsemble", namespace, ensemble))

@@ -45,12 +45,12 @@ def _terminated_message(state: dict[str, Any]) -> str:
     return text.splitlines()[-1][:400] if text else f"exit code {term.get('exitCode')}"
 
 
-def pod_failure(pod: dict[str, Any]) -> Condition | None:
+def pod_failure(pod: dict[str, Any], *, servers: tuple[str, ...] = (SERVER,)) -> Condition | None:
     """The reason this pod cannot serve, or None when nothing is known to be wrong."""
     status = pod.get("status") or {}
     name = pod.get("metadata", {}).get("name", "?")
     for cs in status.get("initContainerStatuses") or []:
-        if cs.get("name") != INITIALIZER:
+        if cs.get("name") != INITIALIZER and not str(cs.get("name")).startswith("fetch-"):
             continue
         for state in (cs.get("state") or {}, cs.get("lastState") or {}):
             term = state.get("terminated")
@@ -66,7 +66,7 @@ def pod_failure(pod: dict[str, Any]) -> Condition | None:
                 f"pod {name}: storage initializer: {waiting.get('message') or waiting['reason']}",
             )
     for cs in status.get("containerStatuses") or []:
-        if cs.get("name") != SERVER:
+        if cs.get("name") not in servers:
             continue
         waiting = (cs.get("state") or {}).get("waiting") or {}
         if waiting.get("reason") in _STUCK:
@@ -81,7 +81,8 @@ def pod_failure(pod: dict[str, Any]) -> Condition | None:
 
 
 def assess(
-    deployment: dict[str, Any] | None, pods: list[dict[str, Any]], *, desired_replicas: int
+    deployment: dict[str, Any] | None, pods: list[dict[str, Any]], *, desired_replicas: int,
+    servers: tuple[str, ...] = (SERVER,),
 ) -> Health:
     """Summarise the server Deployment and its pods."""
     if deployment is None:
@@ -96,7 +97,7 @@ def assess(
     rollout_done = current and updated >= wanted and replicas == updated and ready >= wanted
 
     live_pods = [p for p in pods if not p.get("metadata", {}).get("deletionTimestamp")]
-    failures = [f for f in map(pod_failure, live_pods) if f is not None]
+    failures = [f for p in live_pods if (f := pod_failure(p, servers=servers)) is not None]
     return Health(
         replicas=replicas,
         ready_replicas=ready,
