@@ -17,6 +17,7 @@ import pytest
 from tests.harness.controlplane import ControlPlane
 from tests.integration.install.release import Check, Release, install, mismatches
 from tests.unit.install import rbac
+from tests.unit.install.paths import CHART
 
 # Each test asks the API server a hundred or more questions, one kubectl each.
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
@@ -142,3 +143,21 @@ def test_two_replicas_get_a_peering_object_they_may_patch_but_not_create(
     releases.remove(release)
     gone = control_plane.kubectl("get", "clusterkopfpeering", peering, check=False)
     assert gone.returncode != 0 or "deletionTimestamp" in gone.stdout
+
+
+def test_the_rendered_chart_applies_with_kubectl_alone(
+    control_plane: ControlPlane, namespace: str,
+):
+    name = f"ms-{os.urandom(3).hex()}"
+    rendered = control_plane.helm("template", name, str(CHART), "-n", namespace,
+                                  "--include-crds", "--skip-tests").stdout
+    try:
+        control_plane.kubectl("apply", "--server-side", "-f", "-", input=rendered)
+
+        deployment = json.loads(control_plane.kubectl(
+            "get", "deployment", f"{name}-modelship", "-n", namespace, "-o", "json").stdout)
+        assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == f"{name}-modelship"
+        assert "helm.sh/hook" not in rendered, "the helm test Pod is for Helm only"
+    finally:
+        control_plane.kubectl("delete", "clusterrole,clusterrolebinding", f"{name}-modelship",
+                              check=False)

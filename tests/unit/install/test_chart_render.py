@@ -298,3 +298,30 @@ def test_the_operators_own_parser_accepts_the_arguments_the_chart_passes(values:
     assert parsed.namespace == (values.get("watchNamespaces") or None)
     assert parsed.all_namespaces is not bool(values.get("watchNamespaces"))
     assert parsed.peering == ("modelship" if values.get("replicas", 1) > 1 else None)
+
+
+# -- NOTES ------------------------------------------------------------------
+
+def notes(*values: str) -> str:
+    done = helm("install", "modelship", str(CHART), "--dry-run=client", "-n", "ops", *values)
+    return done.stdout.partition("NOTES:")[2]
+
+
+def test_the_notes_tell_what_to_run_next_for_the_release_at_hand():
+    text = notes()
+
+    assert "watches every namespace" in text
+    assert "kubectl -n ops rollout status deployment/modelship" in text
+    assert "helm test modelship -n ops" in text
+    assert "kubectl wait" in text and "condition=Ready" in text
+    assert "No ServiceMonitor was created" in text
+    assert "argocd-cm.yaml" in text
+
+
+def test_the_notes_describe_namespaced_peers_and_stay_quiet_about_monitoring_when_off():
+    text = notes("--set", "watchNamespaces={ml-a,ml-b}", "--set", "replicas=2",
+                 "--set", "monitoring.enabled=false")
+
+    assert "watches the namespaces ml-a, ml-b, as 2 Kopf peers" in text
+    assert "in one of the watched namespaces" in text
+    assert "ServiceMonitor" not in text and "dashboards" not in text
