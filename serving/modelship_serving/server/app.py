@@ -19,7 +19,7 @@ import grpc
 import uvicorn
 
 from modelship_serving.server import grpc_service
-from modelship_serving.server.core import ModelServer
+from modelship_serving.server.backend import Backend
 from modelship_serving.server.http_app import HttpApp
 from modelship_serving.server.metrics import MetricsApp
 
@@ -81,9 +81,9 @@ def make_grpc_server(max_request_bytes: int) -> grpc.aio.Server:
 
 
 class ServingProcess:
-    """Owns the listeners of one ModelServer and their orderly shutdown."""
+    """Owns the listeners of one backend (model server or router) and their orderly shutdown."""
 
-    def __init__(self, core: ModelServer, listeners: Listeners) -> None:
+    def __init__(self, core: Backend, listeners: Listeners) -> None:
         self.core = core
         self.listeners = listeners
         self._http: uvicorn.Server | None = None

@@ -34,6 +34,8 @@ from modelship_serving.repository.layout import ModelRepository
 from modelship_serving.runtime.cpu import cpu_limit as detect_cpu_limit
 from modelship_serving.runtime.manager import READY, LoadedVersion, ModelManager
 from modelship_serving.runtime.session import BatchObserver
+from modelship_serving.runtime.stats import StatsSnapshot
+from modelship_serving.server.backend import fill_statistics
 from modelship_serving.server.logs import new_request_id, payload_summary, request_context
 
 log = logging.getLogger(__name__)
@@ -49,7 +51,7 @@ _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
 class ModelServer:
-    """One repository served over any number of transports."""
+    """One repository served over any number of transports (a `backend.Backend`)."""
 
     def __init__(
         self,
@@ -143,6 +145,15 @@ class ModelServer:
     def model_ready(self, name: str, version: str = "") -> bool:
         return not self._draining and self.manager.is_ready(name, version)
 
+    def model_unready_reason(self, name: str, version: str = "") -> str:
+        if self._draining:
+            return "the server is shutting down"
+        try:
+            self.manager.get(name, version)
+        except InferenceError as exc:
+            return exc.message
+        return ""
+
     # -- inference --------------------------------------------------------------
 
     async def infer(self, request: InferRequest, *, protocol: str) -> InferResponse:
@@ -213,6 +224,10 @@ class ModelServer:
                                            shape=spec.wire_shape(sig.batching))
         return message
 
+    def stats_snapshots(self) -> list[tuple[str, str, StatsSnapshot]]:
+        return [(v.name, v.version_str, v.stats.snapshot())
+                for v in self.manager.loaded_versions()]
+
     def model_config(self, name: str, version: str = "") -> mc.ModelConfig:
         return self.manager.get(name, version).config
 
@@ -225,7 +240,8 @@ class ModelServer:
             versions = self.manager.loaded_versions()
         response = pb.ModelStatisticsResponse()
         for model in versions:
-            _fill_statistics(response.model_stats.add(), model)
+            fill_statistics(response.model_stats.add(), model.name, model.version_str,
+                            model.stats.snapshot())
         return response
 
     def repository_index(self, *, ready_only: bool = False) -> pb.RepositoryIndexResponse:
@@ -286,25 +302,3 @@ def _response(request: InferRequest, model: LoadedVersion, outputs: dict) -> Inf
         tensors.append(InferOutput(name, spec.datatype.name, array.shape, array, binary))
     return InferResponse(model_name=model.name, model_version=model.version_str,
                          id=request.id, outputs=tensors)
-
-
-def _fill_statistics(message: pb.ModelStatistics, model: LoadedVersion) -> None:
-    snap = model.stats.snapshot()
-    message.name = model.name
-    message.version = model.version_str
-    message.last_inference = snap.last_inference_ms
-    message.inference_count = snap.inference_count
-    message.execution_count = snap.execution_count
-    stats = message.inference_stats
-    for field in ("success", "fail", "queue", "compute_input", "compute_infer",
-                  "compute_output"):
-        duration = getattr(snap, field)
-        getattr(stats, field).count = duration.count
-        getattr(stats, field).ns = duration.ns
-    for size, batch in snap.batches.items():
-        entry = message.batch_stats.add(batch_size=size)
-        for field in ("compute_input", "compute_infer", "compute_output"):
-            duration = getattr(batch, field)
-            getattr(entry, field).count = duration.count
-            getattr(entry, field).ns = duration.ns
-

@@ -22,7 +22,7 @@ from tritonclient.grpc import service_pb2_grpc
 
 from modelship_serving.protocol import grpc_codec
 from modelship_serving.protocol.errors import InferenceError, InternalError, InvalidArgument
-from modelship_serving.server.core import ModelServer
+from modelship_serving.server.backend import Backend
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class _Capture:
         self.handlers.update(handlers)
 
 
-def register(server: grpc.aio.Server, core: ModelServer) -> InferenceService:
+def register(server: grpc.aio.Server, core: Backend) -> InferenceService:
     """Add the inference service to `server` (tritonclient's table, safe parsing)."""
     servicer = InferenceService(core)
     capture = _Capture()
@@ -79,7 +79,7 @@ def _fail(context: grpc.aio.ServicerContext, exc: InferenceError) -> None:
 class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):
     """Every RPC decodes, calls the core once, and encodes; errors map to codes."""
 
-    def __init__(self, core: ModelServer) -> None:
+    def __init__(self, core: Backend) -> None:
         self.core = core
 
     async def _call(self, request: Any, context: grpc.aio.ServicerContext,

@@ -22,7 +22,7 @@ from modelship_serving.protocol.errors import (
     RequestTooLarge,
 )
 from modelship_serving.repository.config import config_to_json
-from modelship_serving.server.core import ModelServer
+from modelship_serving.server.backend import Backend
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class _Disconnected(Exception):
 class HttpApp:
     """ASGI callable serving the Open Inference Protocol's REST API."""
 
-    def __init__(self, server: ModelServer, *, max_request_bytes: int) -> None:
+    def __init__(self, server: Backend, *, max_request_bytes: int) -> None:
         self.server = server
         self.max_request_bytes = max_request_bytes
 
@@ -109,7 +109,10 @@ class HttpApp:
         if verb == "":
             return _ok(_to_json(server.model_metadata(name, version)))
         if verb == "ready":
-            return (200 if server.model_ready(name, version) else 400), b"", _JSON
+            if server.model_ready(name, version):
+                return 200, b"", _JSON
+            # Triton answers 400 with no body; the reason helps whoever reads it.
+            return 400, _error_body(server.model_unready_reason(name, version)), _JSON
         if verb == "config":
             return _ok(http_codec.dumps(server.config_json(name, version)))
         if verb == "stats":
@@ -229,7 +232,7 @@ def _to_json(message: Any, *, raw: bool = False) -> Any:
     return value if raw else http_codec.dumps(value)
 
 
-def _server_metadata(server: ModelServer) -> dict[str, Any]:
+def _server_metadata(server: Backend) -> dict[str, Any]:
     meta = server.server_metadata()
     return {"name": meta.name, "version": meta.version, "extensions": list(meta.extensions)}
 

@@ -16,7 +16,7 @@ from typing import Any
 from prometheus_client import generate_latest
 
 from modelship_serving.runtime.stats import StatsSnapshot
-from modelship_serving.server.core import ModelServer
+from modelship_serving.server.backend import Backend
 
 CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 
@@ -46,10 +46,9 @@ def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
-def render(server: ModelServer) -> bytes:
+def render(server: Backend) -> bytes:
     """The whole exposition: Triton-named families, then the registry's."""
-    snapshots = [(v.name, v.version_str, v.stats.snapshot())
-                 for v in server.manager.loaded_versions()]
+    snapshots = server.stats_snapshots()
     lines: list[str] = []
     families: list[tuple[str, str, str, Callable[[StatsSnapshot], float]]] = [
         (name, help_text, "counter", get) for name, help_text, get in _COUNTERS
@@ -69,7 +68,7 @@ def render(server: ModelServer) -> bytes:
 class MetricsApp:
     """ASGI application answering GET /metrics (anything else is 404)."""
 
-    def __init__(self, server: ModelServer) -> None:
+    def __init__(self, server: Backend) -> None:
         self.server = server
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
