@@ -50,12 +50,14 @@ class NodeAgent:
         node_name: str = DEFAULT_NODE_NAME,
         backoff: Backoff = Backoff(),
         stop_grace: float = 5.0,
+        taints: list[JSON] | None = None,
     ) -> None:
         self.kubeconfig = Path(kubeconfig)
         self.root = Path(root)
         self.node_name = node_name
         self.backoff = backoff
         self.stop_grace = stop_grace
+        self.taints = taints
         self.pods_dir = self.root / "pods"
         self.logs_dir = self.root / "logs"
         self.pvc_root = self.root / "pvc"
@@ -83,7 +85,7 @@ class NodeAgent:
         self.api = KubeApi(self.credentials)
         self.session = aiohttp.ClientSession()
         self.mountpoints = HostMountpoints()
-        self._registration = NodeRegistration(self.api, self.node_name)
+        self._registration = NodeRegistration(self.api, self.node_name, self.taints)
         await self._registration.register()
         self._provisioner = ClaimProvisioner(self.api, self.pvc_root, self.node_name)
 

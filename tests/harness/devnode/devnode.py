@@ -41,11 +41,12 @@ class DevNode:
         node_name: str = DEFAULT_NODE_NAME,
         backoff: Backoff = Backoff(),
         stop_grace: float = 5.0,
+        taints: list[dict[str, str]] | None = None,
     ) -> None:
         self.kubeconfig = Path(kubeconfig)
         self.root = Path(root)
         self.agent = NodeAgent(self.kubeconfig, self.root, node_name=node_name,
-                               backoff=backoff, stop_grace=stop_grace)
+                               backoff=backoff, stop_grace=stop_grace, taints=taints)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stopping: asyncio.Event | None = None
@@ -143,6 +144,16 @@ class DevNode:
         def find() -> str | None:
             worker = self.agent.worker(namespace, pod)
             return worker.pod_ip if worker and worker.network_active else None
+        return self._ask(find)
+
+    def pod_pids(self, namespace: str, pod: str) -> list[int]:
+        """Main processes of the containers of ``pod`` running now."""
+        def find() -> list[int]:
+            worker = self.agent.worker(namespace, pod)
+            if worker is None:
+                return []
+            return [r.process.pid for r in (*worker.init_runners, *worker.runners)
+                    if r.process is not None and r.process.running]
         return self._ask(find)
 
     def pids(self) -> list[int]:

@@ -75,7 +75,7 @@ def node_status(*, ready: bool = True, since: str | None = None) -> JSON:
     }
 
 
-def node_manifest(name: str) -> JSON:
+def node_manifest(name: str, taints: list[JSON] | None = None) -> JSON:
     arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
     return {
         "apiVersion": "v1",
@@ -91,7 +91,7 @@ def node_manifest(name: str) -> JSON:
                 NODE_LABEL: "true",
             },
         },
-        "spec": {},
+        "spec": {"taints": list(taints)} if taints else {},
         "status": node_status(),
     }
 
@@ -99,16 +99,17 @@ def node_manifest(name: str) -> JSON:
 class NodeRegistration:
     """Creates the Node and keeps it (and its Lease) fresh until :meth:`remove`."""
 
-    def __init__(self, api: KubeApi, name: str) -> None:
+    def __init__(self, api: KubeApi, name: str, taints: list[JSON] | None = None) -> None:
         self.api = api
         self.name = name
+        self.taints = taints
         self.uid = ""
         self._since = _now()
 
     async def register(self) -> None:
         path = f"/api/v1/nodes/{self.name}"
         try:
-            node = await self.api.create("/api/v1/nodes", node_manifest(self.name))
+            node = await self.api.create("/api/v1/nodes", node_manifest(self.name, self.taints))
         except KubeApiError as exc:
             if not exc.conflict:
                 raise
