@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,23 +66,46 @@ class Release:
         return self._served
 
     def review(self, verb: str, group: str, resource: str, namespace: str | None) -> bool:
-        """A SubjectAccessReview for the account, with the groups its tokens carry."""
-        name, _, sub = resource.partition("/")
-        attributes = {"verb": verb, "group": group, "resource": name, "subresource": sub}
-        if namespace:
-            attributes["namespace"] = namespace
-        review = {
-            "apiVersion": "authorization.k8s.io/v1",
-            "kind": "SubjectAccessReview",
-            "spec": {
-                "user": self.user,
-                "groups": ["system:serviceaccounts", f"system:serviceaccounts:{self.namespace}",
-                           "system:authenticated"],
-                "resourceAttributes": attributes,
-            },
-        }
-        done = self.plane.kubectl("create", "-f", "-", "-o", "json", input=json.dumps(review))
-        return bool(json.loads(done.stdout)["status"].get("allowed"))
+        """One SubjectAccessReview for the account (see :meth:`reviews`)."""
+        return self.reviews([(verb, group, resource, namespace)])[(verb, group, resource,
+                                                                   namespace)]
+
+    def reviews(self, checks: Iterable[Check]) -> dict[Check, bool]:
+        """Many checks in one kubectl call: SubjectAccessReviews, as `can-i` sends them.
+
+        The account's groups are the ones its tokens carry, so the authorizer
+        judges exactly what it judges for the operator's own requests.
+        """
+        checks = list(checks)
+        items = []
+        for verb, group, resource, namespace in checks:
+            name, _, sub = resource.partition("/")
+            attributes = {"verb": verb, "group": group, "resource": name, "subresource": sub}
+            if namespace:
+                attributes["namespace"] = namespace
+            items.append({
+                "apiVersion": "authorization.k8s.io/v1",
+                "kind": "SubjectAccessReview",
+                "spec": {
+                    "user": self.user,
+                    "groups": ["system:serviceaccounts",
+                               f"system:serviceaccounts:{self.namespace}",
+                               "system:authenticated"],
+                    "resourceAttributes": attributes,
+                },
+            })
+        done = self.plane.kubectl("create", "-f", "-", "-o", "json", input=json.dumps(
+            {"apiVersion": "v1", "kind": "List", "items": items}))
+        results = {}
+        for answer in _json_stream(done.stdout):
+            attrs = answer["spec"]["resourceAttributes"]
+            resource = attrs["resource"] + (f"/{attrs['subresource']}"
+                                            if attrs.get("subresource") else "")
+            key = (attrs["verb"], attrs.get("group", ""), resource, attrs.get("namespace"))
+            results[key] = bool(answer["status"].get("allowed"))
+        missing = [c for c in checks if c not in results]
+        assert not missing, f"no answer for {missing}"
+        return {c: results[c] for c in checks}
 
     def answers(self, checks: Iterable[Check]) -> dict[Check, bool]:
         """Every check answered by the API server; four kubectl processes at a time."""
@@ -109,6 +132,21 @@ def install(plane: ControlPlane, namespace: str, values: dict[str, Any]) -> Rele
         file.flush()
         done = plane.helm("install", name, str(CHART), "-n", namespace, "-f", file.name)
     return Release(plane=plane, name=name, namespace=namespace, notes=done.stdout)
+
+
+def _json_stream(text: str) -> Iterator[dict[str, Any]]:
+    """The objects of a stream of concatenated JSON documents (kubectl's -o json of a List)."""
+    decoder, index = json.JSONDecoder(), 0
+    while True:
+        while index < len(text) and text[index].isspace():
+            index += 1
+        if index == len(text):
+            return
+        obj, index = decoder.raw_decode(text, index)
+        if obj.get("kind") == "List":
+            yield from obj["items"]
+        else:
+            yield obj
 
 
 def mismatches(answers: dict[Check, bool], expected: bool) -> list[str]:
