@@ -138,8 +138,12 @@ def watched(control_plane: ControlPlane) -> Iterator[str]:
 
 
 @pytest.fixture
-def release(control_plane: ControlPlane, namespace: str, watched: str) -> Iterator[Release]:
-    made = install(control_plane, namespace, {"watchNamespaces": [watched]})
+def release(
+    control_plane: ControlPlane, namespace: str, watched: str, request: pytest.FixtureRequest
+) -> Iterator[Release]:
+    """The chart in namespaced mode, with any extra values the test passes indirectly."""
+    extra = getattr(request, "param", {})
+    made = install(control_plane, namespace, {"watchNamespaces": [watched], **extra})
     yield made
     made.uninstall()
 
@@ -244,6 +248,31 @@ def test_the_operator_with_the_charts_token_reconciles_a_model_deployment(
                            r' ([0-9.e+]+)', exported)
         assert codes, "the operator exported no API request counts"
         assert not [code for code, _ in codes if code in ("401", "403")], codes
+        assert b"403" not in log.read_bytes() and b"Forbidden" not in log.read_bytes()
+    except AssertionError:
+        print(log.read_text(errors="replace")[-6000:])
+        raise
+
+
+@pytest.mark.parametrize("release", [{"replicas": 2, "peering": {"name": "ha-test"}}],
+                         indirect=True)
+def test_a_peer_with_the_charts_token_keeps_its_place_in_the_peering_object(
+    control_plane: ControlPlane, release: Release, watched: str,
+    operator_process: tuple[subprocess.Popen[bytes], str, str, Path],
+):
+    process, health, _, log = operator_process
+    try:
+        wait_until(lambda: answers(health) is not None, "Kopf's health endpoint",
+                   process=process)
+
+        # Kopf's keep-alive is a patch of the peering object's status, keyed by POD_ID.
+        peering = wait_until(
+            lambda: (obj := get(control_plane, "kopfpeering", "ha-test", "-n", watched))
+            .get("status", {}).get("chart-account-test") and obj,
+            "the operator's keep-alive in the peering object", process=process,
+        )
+
+        assert peering["metadata"]["labels"]["app.kubernetes.io/instance"] == release.name
         assert b"403" not in log.read_bytes() and b"Forbidden" not in log.read_bytes()
     except AssertionError:
         print(log.read_text(errors="replace")[-6000:])
