@@ -1,0 +1,168 @@
+"""Pod addresses, Service proxies and names, from inside pods and from the test."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+
+import pytest
+
+from tests.harness.controlplane import ControlPlane
+from tests.harness.devnode import DevNode
+from tests.integration.devnode.conftest import (
+    SERVER_IMAGE,
+    TRAINER_IMAGE,
+    apply,
+    pods,
+    terminated,
+    wait_until,
+)
+
+pytestmark = pytest.mark.cluster
+
+# Each replica answers with its own pod name, so a test can tell them apart.
+ECHO = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      terminationGracePeriodSeconds: 2
+      containers:
+      - name: echo
+        image: {image}
+        command:
+        - python
+        - -c
+        - |
+          import http.server, os
+          class Echo(http.server.BaseHTTPRequestHandler):
+              def do_GET(self):
+                  body = os.environ["POD_NAME"].encode()
+                  self.send_response(200)
+                  self.send_header("Content-Length", str(len(body)))
+                  self.end_headers()
+                  self.wfile.write(body)
+          http.server.HTTPServer((os.environ["MODELSHIP_BIND_ADDRESS"], 8000), Echo).serve_forever()
+        env:
+        - name: POD_NAME
+          valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}
+        ports: [{{name: http, containerPort: 8000}}]
+        readinessProbe:
+          tcpSocket: {{port: http}}
+          periodSeconds: 1
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: {name}}}
+spec:
+  selector: {{app: {name}}}
+  ports: [{{name: web, port: 80, targetPort: http}}]
+"""
+
+
+def fetch(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as answer:
+        return answer.read().decode()
+
+
+def test_two_pods_serving_the_same_port_do_not_collide(
+    control_plane: ControlPlane, dev_node: DevNode, namespace: str
+) -> None:
+    apply(control_plane, namespace, ECHO.format(name="echo", replicas=2, image=SERVER_IMAGE))
+    control_plane.kubectl("rollout", "status", "-n", namespace, "deployment/echo",
+                          "--timeout=60s")
+
+    answers = {fetch(f"http://{p['status']['podIP']}:8000/"): p["metadata"]["name"]
+               for p in pods(control_plane, namespace, "app=echo")}
+    assert len(answers) == 2
+    assert all(body == name for body, name in answers.items())
+
+
+def test_a_service_spreads_connections_from_the_test_over_its_ready_pods(
+    control_plane: ControlPlane, dev_node: DevNode, namespace: str
+) -> None:
+    apply(control_plane, namespace, ECHO.format(name="echo", replicas=2, image=SERVER_IMAGE))
+    control_plane.kubectl("rollout", "status", "-n", namespace, "deployment/echo",
+                          "--timeout=60s")
+    address = dev_node.service_address(namespace, "echo")
+    assert address.startswith("127.1.")
+
+    names = {p["metadata"]["name"] for p in pods(control_plane, namespace, "app=echo")}
+    assert {fetch(f"http://{address}:80/") for _ in range(4)} == names
+
+
+def test_a_pod_reaches_a_service_by_its_cluster_dns_name(
+    control_plane: ControlPlane, dev_node: DevNode, namespace: str
+) -> None:
+    apply(control_plane, namespace, ECHO.format(name="members", replicas=1, image=SERVER_IMAGE))
+    control_plane.kubectl("rollout", "status", "-n", namespace, "deployment/members",
+                          "--timeout=60s")
+    script = (
+        "import sys, urllib.request; "
+        "names = sys.argv[1:]; "
+        "bodies = [urllib.request.urlopen(f'http://{n}:80/', timeout=5).read().decode() "
+        "for n in names]; "
+        "open('/dev/termination-log', 'w').write(','.join(bodies))"
+    )
+    apply(control_plane, namespace, f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: client}}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: {TRAINER_IMAGE}
+    command:
+    - python
+    - -c
+    - "{script}"
+    - members.$(NS).svc.cluster.local
+    - members.$(NS).svc
+    - members.$(NS)
+    - members
+    env:
+    - name: NS
+      valueFrom: {{fieldRef: {{fieldPath: metadata.namespace}}}}
+""")
+    state = terminated(control_plane, namespace, "client", "main")
+    assert state["exitCode"] == 0, state
+    server = pods(control_plane, namespace, "app=members")[0]["metadata"]["name"]
+    assert state["message"] == ",".join([server] * 4)
+
+
+def test_a_service_created_later_resolves_in_a_running_pod(
+    control_plane: ControlPlane, dev_node: DevNode, namespace: str
+) -> None:
+    # The client starts first and retries until the name resolves and answers.
+    script = (
+        "import time, urllib.request, sys\n"
+        "for _ in range(300):\n"
+        "    try:\n"
+        "        body = urllib.request.urlopen(sys.argv[1], timeout=2).read().decode()\n"
+        "        break\n"
+        "    except OSError:\n"
+        "        time.sleep(0.1)\n"
+        "open('/dev/termination-log', 'w').write(body)\n"
+    )
+    apply(control_plane, namespace, f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: early}}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: {TRAINER_IMAGE}
+    command: {json.dumps(["python", "-c", script, "http://late/"])}
+""")
+    wait_until(lambda: dev_node.pod_pids(namespace, "early"), "the client to run")
+    apply(control_plane, namespace, ECHO.format(name="late", replicas=1, image=SERVER_IMAGE))
+    state = terminated(control_plane, namespace, "early", "main")
+    assert state["exitCode"] == 0, state
+    assert state["message"].startswith("late-")
