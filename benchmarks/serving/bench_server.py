@@ -55,6 +55,10 @@ MODELS = {
 }
 
 
+IDENTITY = {"Accept-Encoding": "identity"}
+JSON_TYPE = {"Content-Type": "application/json"}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -220,9 +224,19 @@ async def run_point(protocol: str, url: str, model: str, input_name: str, rows: 
                 outputs = None
             t0 = time.perf_counter()
             try:
-                await client.infer(model, [tensor], outputs=outputs)
-            except Exception:
+                if protocol == "http":
+                    # aiohttp offers gzip and tritonclient.aio cannot read a gzipped
+                    # answer (MLServer compresses); ask every server for identity.
+                    # MLServer (FastAPI) also needs a JSON content type, which the
+                    # aio client leaves out. The client mutates the dict: a new one each.
+                    headers = dict(IDENTITY) if binary else {**IDENTITY, **JSON_TYPE}
+                    await client.infer(model, [tensor], outputs=outputs, headers=headers)
+                else:
+                    await client.infer(model, [tensor], outputs=outputs)
+            except Exception as exc:
                 errors += 1
+                if errors == 1:
+                    log(f"first error from {url} {model}: {str(exc)[:300]}")
                 continue
             t1 = time.perf_counter()
             if t0 >= measure_from and t1 <= end:

@@ -13,7 +13,8 @@ from pathlib import Path
 
 MLSERVER_VENV = Path(os.environ.get("MODELSHIP_MLSERVER_VENV",
                                     "/root/.cache/modelship/mlserver-venv"))
-REQUIREMENTS = ["mlserver==1.7.1", "onnxruntime==1.32.0", "numpy<3"]
+# uvloop 0.22 dropped the implicit event loop that MLServer 1.7's workers rely on.
+REQUIREMENTS = ["mlserver==1.7.1", "onnxruntime==1.32.0", "numpy<3", "uvloop<0.22"]
 
 
 def ensure_mlserver_venv(venv: Path = MLSERVER_VENV) -> Path:
