@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import signal
 import socket
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
 import grpc
@@ -139,3 +141,40 @@ class ServingProcess:
             await asyncio.gather(self._metrics_task, return_exceptions=True)
         await self.core.close()
         log.info("Shutdown complete.")
+
+
+async def serve_until_signalled(process: ServingProcess) -> int:
+    """Start `process`, wait for SIGTERM or SIGINT, then shut down in order; returns 0.
+
+    A second signal exits at once, without draining.
+    """
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        if stop.is_set():
+            log.warning("Second signal %s: exiting without draining.", signal.Signals(signum).name)
+            os._exit(1)
+        log.info("Received %s.", signal.Signals(signum).name)
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+
+    await process.start()
+    await stop.wait()
+    await process.shutdown()
+    return 0
+
+
+def run_event_loop(main: Callable[[], Awaitable[int]]) -> int:
+    """Run `main` on uvloop (asyncio without it); a listener that cannot bind exits 1."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency; asyncio still works
+        return asyncio.run(main())  # type: ignore[arg-type]
+    try:
+        return uvloop.run(main())  # type: ignore[arg-type]
+    except OSError as exc:
+        log.error("Cannot start: %s", exc)
+        return 1

@@ -7,19 +7,20 @@ drain, exit 0); a second signal exits at once.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
 import os
-import signal
 import sys
 from collections.abc import Sequence
 
 from modelship_serving.monitoring import DriftMonitor
 from modelship_serving.server import logs
-from modelship_serving.server.app import DEFAULT_MAX_REQUEST_BYTES, Listeners, ServingProcess
+from modelship_serving.server.app import (
+    DEFAULT_MAX_REQUEST_BYTES,
+    Listeners,
+    ServingProcess,
+    run_event_loop,
+    serve_until_signalled,
+)
 from modelship_serving.server.core import ModelServer
-
-log = logging.getLogger(__name__)
 
 
 def _rate(raw: str) -> float:
@@ -81,38 +82,13 @@ async def serve(args: argparse.Namespace) -> int:
         shutdown_grace_seconds=args.shutdown_grace_seconds,
         drain_delay_seconds=args.drain_delay_seconds,
     )
-    process = ServingProcess(core, listeners)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-
-    def on_signal(signum: int) -> None:
-        if stop.is_set():
-            log.warning("Second signal %s: exiting without draining.", signal.Signals(signum).name)
-            os._exit(1)
-        log.info("Received %s.", signal.Signals(signum).name)
-        stop.set()
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, on_signal, signum)
-
-    await process.start()
-    await stop.wait()
-    await process.shutdown()
-    return 0
+    return await serve_until_signalled(ServingProcess(core, listeners))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logs.configure(args.log_format, args.log_level.upper())
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency; asyncio still works
-        return asyncio.run(serve(args))
-    try:
-        return uvloop.run(serve(args))
-    except OSError as exc:
-        log.error("Cannot start: %s", exc)
-        return 1
+    return run_event_loop(lambda: serve(args))
 
 
 if __name__ == "__main__":
