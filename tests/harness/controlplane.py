@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO / "tests" / "harness" / "build-controlplane.sh"
 K8S_VERSION = os.environ.get("MODELSHIP_K8S_VERSION", "v1.37.2")
-SERVICE_CIDR = "10.0.0.0/24"
+SERVICE_CIDR = "10.96.0.0/16"
 
 
 class ControlPlaneError(RuntimeError):

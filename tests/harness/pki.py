@@ -111,7 +111,7 @@ def _issue(
     return pair, cert, key
 
 
-def generate(folder: Path, *, service_ip: str = "10.0.0.1") -> Pki:
+def generate(folder: Path, *, service_ip: str = "10.96.0.1") -> Pki:
     """Write a fresh CA, serving and client certificates and SA keys into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     ca_pair, ca_cert, ca_key = _issue(folder, "ca", subject=_name("modelship-dev-ca"), ca=None)

@@ -1,7 +1,7 @@
 """The fine-tuning Job of a ModelDeployment.
 
-One Job per distinct ``spec.fineTuning`` (plus the retrain annotation): its
-name carries a hash of both, so re-applying the same spec finds the same Job
+One Job per distinct ``spec.fineTuning`` (plus the retrain annotation and,
+with a schedule, the cron slot): its name carries a hash of them, so re-applying the same spec finds the same Job
 and changing it starts a new one. The trainer gets its whole configuration as
 one JSON document in an environment variable, writes the new version into the
 model's own PersistentVolumeClaim, and reports its result through the
@@ -16,7 +16,10 @@ from __future__ import annotations
 import json
 import posixpath
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+
+from croniter import croniter
 
 from modelship_operator.api.deployment import ModelDeployment
 from modelship_operator.builders import meta
@@ -50,11 +53,25 @@ class Run:
     version: int
 
 
-def run_identity(md: ModelDeployment, body: dict[str, Any]) -> str:
-    """A hash of what makes a run distinct: spec.fineTuning and the retrain annotation."""
+def schedule_slot(schedule: str | None, now: datetime) -> tuple[str, datetime | None]:
+    """The latest time ``schedule`` fired (as text) and the next time it will.
+
+    With no schedule there is one slot forever: a run per distinct spec.
+    """
+    if not schedule:
+        return "", None
+    slots = croniter(schedule, now)
+    previous = slots.get_prev(datetime)
+    following = croniter(schedule, now).get_next(datetime)
+    return previous.isoformat(), following
+
+
+def run_identity(md: ModelDeployment, body: dict[str, Any], *, slot: str = "") -> str:
+    """A hash of what makes a run distinct: spec.fineTuning, the retrain
+    annotation, and the schedule slot the run belongs to."""
     spec = (body.get("spec") or {}).get("fineTuning")
     trigger = ((body.get("metadata") or {}).get("annotations") or {}).get(RETRAIN_ANNOTATION, "")
-    return meta.digest({"fineTuning": spec, "retrain": trigger})[:10]
+    return meta.digest({"fineTuning": spec, "retrain": trigger, "slot": slot})[:10]
 
 
 def job_name(md: ModelDeployment, spec_hash: str) -> str:
@@ -159,13 +176,16 @@ def job(
             "ports": [{"name": "dist", "containerPort": MASTER_PORT}] if workers > 1 else [],
             "volumeMounts": [
                 {"name": "tmp", "mountPath": "/tmp"},
-                *({"name": f"pvc-{c}", "mountPath": f"{PVC_ROOT}/{c}",
-                   "readOnly": c != model_claim} for c in claims),
+                # Volumes are named by position: a claim name may hold dots or be
+                # longer than a volume name may be.
+                *({"name": f"pvc-{i}", "mountPath": f"{PVC_ROOT}/{c}",
+                   "readOnly": c != model_claim} for i, c in enumerate(claims)),
             ],
         }],
         "volumes": [
             {"name": "tmp", "emptyDir": {}},
-            *({"name": f"pvc-{c}", "persistentVolumeClaim": {"claimName": c}} for c in claims),
+            *({"name": f"pvc-{i}", "persistentVolumeClaim": {"claimName": c}}
+              for i, c in enumerate(claims)),
         ],
     }
     spec: dict[str, Any] = {
@@ -212,7 +232,8 @@ def workers_service(md: ModelDeployment, body: dict[str, Any], run: Run) -> dict
         },
         "spec": {
             "clusterIP": "None",
-            "selector": {"modelship.io/finetune-run": run.spec_hash},
+            "selector": {"modelship.io/finetune-run": run.spec_hash,
+                         meta.OWNER_LABEL: md.metadata.name},
             "ports": [{"name": "dist", "port": MASTER_PORT, "targetPort": MASTER_PORT}],
         },
     })

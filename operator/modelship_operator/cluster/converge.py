@@ -47,7 +47,9 @@ def edited_by_someone_else(live: dict[str, Any]) -> bool:
             continue
         if entry.get("subresource") in _SUBRESOURCES_OF_OTHERS:
             continue
-        if entry.get("operation") == "Update" and entry.get("time", "") >= last_ours:
+        # A plain update or another manager's forced apply: either way our
+        # fields may have changed hands since we last applied.
+        if entry.get("time", "") >= last_ours:
             return True
     return False
 

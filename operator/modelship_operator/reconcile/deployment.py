@@ -49,6 +49,8 @@ class Context:
     # Told of the object the API server returns after a status write, so the
     # next reconcile starts from it even before the watch event arrives.
     remember: Callable[[dict[str, Any]], None] = lambda body: None
+    # Asks for another reconcile of an object after a delay (schedules).
+    later: Callable[[dict[str, Any], float], None] = lambda body, delay: None
     _discovered: dict[str, tuple[float, bool]] = field(default_factory=dict)
 
     async def api_available(self, group_version: str, *, ttl: float = 60.0) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import datetime, timezone
 from typing import Any
 
 from modelship_operator.api.deployment import ModelDeployment
@@ -94,7 +95,12 @@ async def reconcile_fine_tuning(
         return {}, None
     meta = body["metadata"]
     namespace, name = meta["namespace"], meta["name"]
-    spec_hash = finetune.run_identity(md, body)
+    slot, next_slot = finetune.schedule_slot(ft.schedule, datetime.now(timezone.utc))
+    if next_slot is not None:
+        # Wake up when the schedule fires next, even if nothing else happens.
+        delay = (next_slot - datetime.now(timezone.utc)).total_seconds()
+        ctx.later(body, max(1.0, delay))
+    spec_hash = finetune.run_identity(md, body, slot=slot)
     job_name = finetune.job_name(md, spec_hash)
     current = dict(status.get("fineTuning") or {})
 

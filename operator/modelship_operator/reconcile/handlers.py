@@ -110,8 +110,16 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
         events=EventRecorder(STATE.client),
     )
     context.remember = _remember
+    context.later = _later
     STATE.context = context
     return info
+
+
+def _later(body: dict[str, Any], delay: float) -> None:
+    meta = body.get("metadata") or {}
+    if STATE.queue is not None:
+        STATE.queue.schedule(("ModelDeployment", meta.get("namespace", ""), meta.get("name", "")),
+                             delay=delay)
 
 
 def _remember(body: dict[str, Any]) -> None:

@@ -52,7 +52,10 @@ def pod_failure(pod: dict[str, Any], *, servers: tuple[str, ...] = (SERVER,)) ->
     for cs in status.get("initContainerStatuses") or []:
         if cs.get("name") != INITIALIZER and not str(cs.get("name")).startswith("fetch-"):
             continue
-        for state in (cs.get("state") or {}, cs.get("lastState") or {}):
+        current = cs.get("state") or {}
+        if (current.get("terminated") or {}).get("exitCode") == 0:
+            continue  # it succeeded on a later try; lastState is history
+        for state in (current, cs.get("lastState") or {}):
             term = state.get("terminated")
             if term and term.get("exitCode", 0) != 0:
                 return Condition(

@@ -32,6 +32,7 @@ class _Slot:
     task: asyncio.Task[None] | None = None
     failures: int = 0
     timer: asyncio.TimerHandle | None = None
+    forgotten: bool = False
 
 
 @dataclass
@@ -46,6 +47,7 @@ class WorkQueue:
     def schedule(self, key: Key, *, delay: float = 0.0) -> None:
         """Ask for a reconcile of ``key`` (now, or after ``delay`` seconds)."""
         slot = self._slots.setdefault(key, _Slot())
+        slot.forgotten = False
         if delay > 0:
             if slot.timer is None:
                 loop = asyncio.get_running_loop()
@@ -56,9 +58,16 @@ class WorkQueue:
             slot.task = asyncio.create_task(self._drain(key, slot), name=f"reconcile {key}")
 
     def forget(self, key: Key) -> None:
-        slot = self._slots.pop(key, None)
-        if slot and slot.timer:
+        """Drop ``key`` (its object is gone); a reconcile already running finishes first."""
+        slot = self._slots.get(key)
+        if slot is None:
+            return
+        if slot.timer:
             slot.timer.cancel()
+            slot.timer = None
+        slot.dirty, slot.failures, slot.forgotten = False, 0, True
+        if slot.task is None or slot.task.done():
+            del self._slots[key]
 
     def _fire(self, key: Key) -> None:
         slot = self._slots.get(key)
@@ -75,9 +84,10 @@ class WorkQueue:
             except asyncio.CancelledError:
                 raise
             except RetryLater as again:
-                self.schedule(key, delay=again.delay)
+                if not slot.forgotten:
+                    self.schedule(key, delay=again.delay)
             except Exception as exc:  # noqa: BLE001 - the queue must survive any handler bug
-                if self.is_retryable(exc):
+                if self.is_retryable(exc) and not slot.forgotten:
                     slot.failures += 1
                     delay = min(self.max_backoff, 0.5 * 2 ** min(slot.failures, 8))
                     log.warning("Reconcile of %s/%s %s failed (%s); retrying in %.1fs.",

@@ -85,8 +85,6 @@ def test_an_update_to_an_object_we_never_applied_is_an_edit() -> None:
     assert edited_by_someone_else(_live(_entry("kubectl-create", BEFORE))) is True
 
 
-@pytest.mark.xfail(strict=True, reason="only operation Update is read, so a forced "
-                   "server-side apply by another manager after ours goes unnoticed")
 def test_a_forced_server_side_apply_by_someone_else_after_ours_is_an_edit() -> None:
     live = _live(_ours(), _entry("kubectl", AFTER, operation="Apply"))
 

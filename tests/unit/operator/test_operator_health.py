@@ -113,8 +113,6 @@ def test_an_initializer_that_completed_is_not_a_failure() -> None:
     assert pod_failure(_pod(init={"state": _COMPLETED}, server={"state": _RUNNING})) is None
 
 
-@pytest.mark.xfail(strict=True, reason="a failure in lastState outlives an initializer retry "
-                   "that succeeded, so a serving pod reads as StorageInitializerFailed")
 def test_an_initializer_that_succeeded_on_a_retry_is_not_a_failure() -> None:
     pod = _pod(init={"state": _COMPLETED, "lastState": _terminated(1, "timeout")},
                server={"state": _RUNNING})

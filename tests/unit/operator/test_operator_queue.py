@@ -261,8 +261,6 @@ async def test_forget_cancels_a_pending_retry() -> None:
     await queue.close()
 
 
-@pytest.mark.xfail(strict=True, reason="forget() drops the slot of a running reconcile, so "
-                   "the next schedule() starts a second run of the same key beside it")
 async def test_a_key_forgotten_while_it_runs_still_never_runs_twice_at_once() -> None:
     work = Recorder(gate=asyncio.Event())
     queue = _queue(work)
