@@ -51,6 +51,7 @@ class NodeAgent:
         backoff: Backoff = Backoff(),
         stop_grace: float = 5.0,
         taints: list[JSON] | None = None,
+        provision_volumes: bool = True,
     ) -> None:
         self.kubeconfig = Path(kubeconfig)
         self.root = Path(root)
@@ -58,6 +59,8 @@ class NodeAgent:
         self.backoff = backoff
         self.stop_grace = stop_grace
         self.taints = taints
+        # One provisioner per cluster: a second node on the same control plane says False.
+        self.provision_volumes = provision_volumes
         self.pods_dir = self.root / "pods"
         self.logs_dir = self.root / "logs"
         self.pvc_root = self.root / "pvc"
@@ -90,12 +93,14 @@ class NodeAgent:
         self._provisioner = ClaimProvisioner(self.api, self.pvc_root, self.node_name)
 
         services = Informer(self.api, "/api/v1/services", self._on_service)
-        informers = [
-            services,
-            Informer(self.api, "/api/v1/persistentvolumeclaims", self._provisioner.on_claim),
-            Informer(self.api, "/api/v1/persistentvolumes", self._provisioner.on_volume,
-                     params={"labelSelector": f"{NODE_LABEL}={self.node_name}"}),
-        ]
+        informers = [services]
+        if self.provision_volumes:
+            informers += [
+                Informer(self.api, "/api/v1/persistentvolumeclaims",
+                         self._provisioner.on_claim),
+                Informer(self.api, "/api/v1/persistentvolumes", self._provisioner.on_volume,
+                         params={"labelSelector": f"{NODE_LABEL}={self.node_name}"}),
+            ]
         self._tasks = [asyncio.create_task(i.run()) for i in informers]
         # Services first, so the first pods already find their names.
         await asyncio.wait_for(services.synced.wait(), 30)

@@ -42,11 +42,13 @@ class DevNode:
         backoff: Backoff = Backoff(),
         stop_grace: float = 5.0,
         taints: list[dict[str, str]] | None = None,
+        provision_volumes: bool = True,
     ) -> None:
         self.kubeconfig = Path(kubeconfig)
         self.root = Path(root)
         self.agent = NodeAgent(self.kubeconfig, self.root, node_name=node_name,
-                               backoff=backoff, stop_grace=stop_grace, taints=taints)
+                               backoff=backoff, stop_grace=stop_grace, taints=taints,
+                               provision_volumes=provision_volumes)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stopping: asyncio.Event | None = None
