@@ -10,11 +10,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tests.serving.harness import RunningServer, free_port
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -90,6 +93,18 @@ def start_router(config: dict[str, Any], directory: Path, *extra: str,
     process.kill()
     raise RuntimeError(f"router did not become {'ready' if wait_ready else 'live'}:\n"
                        f"{router.log()}")
+
+
+def poll_until(check: Callable[[], T | None], *, timeout: float = 30.0,
+               what: str = "the condition") -> T:
+    """The first truthy result of `check`, polled (a subprocess has no event to await)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def check_config(config: dict[str, Any], directory: Path) -> subprocess.CompletedProcess[str]:
