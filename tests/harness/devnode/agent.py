@@ -48,7 +48,7 @@ class NodeAgent:
         root: Path,
         *,
         node_name: str = DEFAULT_NODE_NAME,
-        backoff: Backoff = Backoff(),
+        backoff: Backoff | None = None,
         stop_grace: float = 5.0,
         taints: list[JSON] | None = None,
         provision_volumes: bool = True,
@@ -56,7 +56,7 @@ class NodeAgent:
         self.kubeconfig = Path(kubeconfig)
         self.root = Path(root)
         self.node_name = node_name
-        self.backoff = backoff
+        self.backoff = backoff or Backoff()
         self.stop_grace = stop_grace
         self.taints = taints
         # One provisioner per cluster: a second node on the same control plane says False.

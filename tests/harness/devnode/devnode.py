@@ -39,7 +39,7 @@ class DevNode:
         root: Path | str,
         *,
         node_name: str = DEFAULT_NODE_NAME,
-        backoff: Backoff = Backoff(),
+        backoff: Backoff | None = None,
         stop_grace: float = 5.0,
         taints: list[dict[str, str]] | None = None,
         provision_volumes: bool = True,
@@ -67,7 +67,8 @@ class DevNode:
             self._started.result(timeout=timeout)
         except concurrent.futures.TimeoutError as exc:
             self.stop()
-            raise DevNodeError(f"the development node did not start within {timeout:.0f}s") from exc
+            raise DevNodeError(
+                f"the development node did not start within {timeout:.0f}s") from exc
         except BaseException:
             self._thread.join(timeout=30)
             raise

@@ -7,8 +7,8 @@ honest only for Modelship's own images; anything else (Triton's, above all)
 is refused with a waiting reason that says so.
 
 ``IMAGE_DEFAULTS`` and ``IMAGE_ENV`` mirror ENTRYPOINT, CMD, WORKDIR and ENV of
-``images/*.Dockerfile`` (a test keeps them in step), so a container that sets no ``command`` runs
-what the image would.
+``images/*.Dockerfile`` (a test keeps them in step), so a container that sets
+no ``command`` runs what the image would.
 """
 
 from __future__ import annotations
@@ -22,10 +22,11 @@ CANNOT_RUN_MESSAGE = (
     "modelship-operator) as local processes; {image} needs a container engine"
 )
 
+_TAG = r"(?::[\w.-]+)?(?:@sha256:[0-9a-f]+)?$"
+# <registry>/<path>/modelship-{server,trainer,operator}[:tag][@digest], or a bare modelship-*.
 _REGISTRY_IMAGE = re.compile(
-    r"^(?:[^/\s]+/)+(?P<name>modelship-(?:server|trainer|operator))(?::[\w.-]+)?(?:@sha256:[0-9a-f]+)?$"
-)
-_PLAIN_IMAGE = re.compile(r"^(?P<name>modelship-[a-z0-9][a-z0-9-]*)(?::[\w.-]+)?(?:@sha256:[0-9a-f]+)?$")
+    r"^(?:[^/\s]+/)+(?P<name>modelship-(?:server|trainer|operator))" + _TAG)
+_PLAIN_IMAGE = re.compile(r"^(?P<name>modelship-[a-z0-9][a-z0-9-]*)" + _TAG)
 
 
 @dataclass(frozen=True)

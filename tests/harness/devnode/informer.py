@@ -61,7 +61,7 @@ class Informer:
             except WatchExpired:
                 log.debug("The watch on %s expired; listing again.", self.path)
                 version = ""
-            except (KubeApiError, OSError, asyncio.TimeoutError, ValueError) as exc:
+            except (TimeoutError, KubeApiError, OSError, ValueError) as exc:
                 log.warning("Watching %s failed (%s); retrying in %.1fs.", self.path, exc, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10)

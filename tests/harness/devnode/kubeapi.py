@@ -105,7 +105,8 @@ def load_credentials(kubeconfig: Path, secrets_dir: Path) -> Credentials:
         loopback = host == "localhost"
     if not loopback:
         raise ValueError(
-            f"the development node only joins a local control plane; {server} is not on 127.0.0.0/8"
+            "the development node only joins a local control plane; "
+            f"{server} is not on 127.0.0.0/8"
         )
 
     base = Path(kubeconfig).resolve().parent
@@ -240,5 +241,5 @@ async def sleep_or(event: asyncio.Event, seconds: float) -> bool:
     try:
         await asyncio.wait_for(event.wait(), timeout=seconds)
         return True
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return False

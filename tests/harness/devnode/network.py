@@ -142,7 +142,7 @@ class ServiceProxies:
                 try:
                     upstream = await asyncio.wait_for(asyncio.open_connection(host, target), 5)
                     break
-                except (OSError, asyncio.TimeoutError) as exc:
+                except (TimeoutError, OSError) as exc:
                     log.debug("Endpoint %s:%d of %s/%s refused: %s", host, target, *key, exc)
             if upstream is None:
                 return

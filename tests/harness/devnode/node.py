@@ -131,7 +131,7 @@ class NodeRegistration:
                     await self.api.patch(f"/api/v1/nodes/{self.name}/status",
                                          {"status": node_status(since=self._since)})
                     last_status = asyncio.get_running_loop().time()
-            except (KubeApiError, OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, KubeApiError, OSError) as exc:
                 log.warning("Node %s heartbeat failed (%s); retrying.", self.name, exc)
 
     async def renew_lease(self) -> None:

@@ -289,7 +289,7 @@ class PodWorker:
                 log.warning("Reporting the status of pod %s/%s failed: %s", self.namespace,
                             self.name, exc)
                 return False
-            except (OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, OSError) as exc:
                 log.warning("Reporting the status of pod %s/%s failed: %s", self.namespace,
                             self.name, exc)
                 return False

@@ -65,7 +65,8 @@ def _port(value: int | str, target: ProbeTarget) -> int:
 def _loopback_host(host: str | None, target: ProbeTarget) -> str:
     host = host or target.pod_ip
     if not ipaddress.ip_address(host).is_loopback:
-        raise ValueError(f"probe host {host} is outside 127.0.0.0/8; the node only probes its pods")
+        raise ValueError(
+            f"probe host {host} is outside 127.0.0.0/8; the node only probes its pods")
     return host
 
 
@@ -74,7 +75,7 @@ async def check(probe: JSON, target: ProbeTarget, session: aiohttp.ClientSession
     timeout = float(probe.get("timeoutSeconds", 1))
     try:
         return await asyncio.wait_for(_check(probe, target, session, timeout), timeout + 1)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return f"probe timed out after {timeout:g}s"
     except (OSError, ValueError, aiohttp.ClientError) as exc:
         return f"probe failed: {exc}"
@@ -124,7 +125,7 @@ async def _exec(command: list[str], target: ProbeTarget, timeout: float) -> str 
     )
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         proc.kill()
         await proc.wait()
         return f"command timed out after {timeout:g}s"

@@ -137,7 +137,7 @@ class LaunchSpec:
 def check_mounts(mounts: list[Mount], mountpoints: HostMountpoints) -> None:
     """Refuse mounts over the root or kernel file systems; create missing top mount points."""
     targets = [m.target.rstrip("/") or "/" for m in mounts]
-    for mount, target in zip(mounts, targets):
+    for mount, target in zip(mounts, targets, strict=True):
         if target == "/" or any(target == f or target.startswith(f + "/")
                                 for f in FORBIDDEN_TARGETS):
             raise SandboxError(f"the development node does not mount over {target}")
@@ -201,7 +201,7 @@ class ContainerProcess:
             self._signal_group(signal.SIGTERM)
             try:
                 await asyncio.wait_for(asyncio.shield(self._proc.wait()), timeout=max(grace, 0))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 log.debug("Process %d outlived its grace period; killing it.", self.pid)
         self._signal_group(signal.SIGKILL)
         return exit_code(await self._proc.wait())

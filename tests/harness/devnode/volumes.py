@@ -198,7 +198,9 @@ def container_mounts(
         if volume is None:
             raise ContainerConfigError(f"volumeMount {vm['name']!r} names no volume of the pod")
         source = volume.path
-        sub = vm.get("subPath") or (expand(vm["subPathExpr"], env) if vm.get("subPathExpr") else "")
+        sub = vm.get("subPath") or ""
+        if not sub and vm.get("subPathExpr"):
+            sub = expand(vm["subPathExpr"], env)
         if sub:
             rel = PurePosixPath(sub)
             if rel.is_absolute() or ".." in rel.parts:

@@ -47,7 +47,8 @@ spec:
                   self.send_header("Content-Length", str(len(body)))
                   self.end_headers()
                   self.wfile.write(body)
-          http.server.HTTPServer((os.environ["MODELSHIP_BIND_ADDRESS"], 8000), Echo).serve_forever()
+          address = os.environ["MODELSHIP_BIND_ADDRESS"]
+          http.server.HTTPServer((address, 8000), Echo).serve_forever()
         env:
         - name: POD_NAME
           valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}

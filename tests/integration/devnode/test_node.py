@@ -102,7 +102,10 @@ spec:
     readinessProbe: {{tcpSocket: {{port: 8080}}, periodSeconds: 1}}
   - name: ignores-sigterm
     image: {SERVER_IMAGE}
-    command: [python, -c, "import signal, time; signal.signal(15, signal.SIG_IGN); time.sleep(600)"]
+    command:
+    - python
+    - -c
+    - "import signal, time; signal.signal(15, signal.SIG_IGN); time.sleep(600)"
 ---
 apiVersion: v1
 kind: Service

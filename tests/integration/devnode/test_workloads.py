@@ -19,7 +19,6 @@ from tests.integration.devnode.conftest import (
     job_pod,
     pods,
     terminated,
-    wait_until,
 )
 
 pytestmark = pytest.mark.cluster
