@@ -94,6 +94,7 @@ class ModelServer:
         )
         self._started = False
         self._draining = False
+        self._expected: list[str] = []  # models start() loads; readiness waits for them
         self._latency_children: dict[tuple[str, str, str], object] = {}
 
     # -- life cycle -----------------------------------------------------------
@@ -139,8 +140,7 @@ class ModelServer:
             return False
         if not self.strict_readiness:
             return True
-        return all(self.manager.is_ready(name) for name in self._expected
-                   if name in {e.name for e in self.manager.entries()})
+        return all(self.manager.is_ready(name) for name in self._expected)
 
     def model_ready(self, name: str, version: str = "") -> bool:
         return not self._draining and self.manager.is_ready(name, version)
