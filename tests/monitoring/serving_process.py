@@ -57,6 +57,7 @@ def write_repository(root: Path, *, with_reference: bool = True) -> Path:
 @dataclass
 class Server:
     http: str
+    grpc: str
     metrics: str
     process: subprocess.Popen[bytes]
     log_path: Path
@@ -95,7 +96,8 @@ def running_server(repository: Path, log_path: Path, *extra: str) -> Iterator[Se
             stdout=log_file, stderr=subprocess.STDOUT,
             env={**os.environ, "MODELSHIP_CPU_LIMIT": "1"},
         )
-    server = Server(f"http://127.0.0.1:{http}", f"http://127.0.0.1:{metrics}", process, log_path)
+    server = Server(f"http://127.0.0.1:{http}", f"127.0.0.1:{grpc}",
+                    f"http://127.0.0.1:{metrics}", process, log_path)
     try:
         def ready() -> bool:
             if process.poll() is not None:

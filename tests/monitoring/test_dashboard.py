@@ -3,19 +3,19 @@
 Every PromQL expression (panel targets and variable queries) is parsed twice,
 by promql-parser and by Prometheus' own parser (promtool), after Grafana's
 variables are filled in; every metric it names must be in contracts.md, and
-the server-side ones must appear in what the real server exports after
-traffic. The alert rules are held to the same standard.
+must appear in what the real server (or, for ensemble panels, the real
+router) exports after traffic. The alert rules are held to the same standard.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import promql_parser
 import pytest
 import yaml
@@ -156,21 +156,59 @@ def test_every_metric_an_alert_reads_is_in_the_contract() -> None:
     assert metric_names(rule_queries()) - (SERVER_SAMPLES | OTHER_SOURCES) == set()
 
 
-@pytest.mark.slow
-def test_the_real_server_exports_every_server_metric_used(tmp_path: Path) -> None:
-    repository = serving_process.write_repository(tmp_path / "repo")
-    rows = serving_process.breast_cancer()[:256]
-    with serving_process.running_server(repository, tmp_path / "server.log") as server:
-        for start in range(0, len(rows), 32):
-            server.infer(rows[start:start + 32])
-        server.infer(np.zeros((1, 30), np.float32))
-        exposition = server.scrape()
-
+def exported_names(exposition: str) -> set[str]:
     # Names as they are on the wire, which is what Prometheus stores (prometheus_client's
     # own parser would add _total to Triton's counters).
-    exported = {match.group(0) for line in exposition.splitlines()
-                if (match := re.match(r"[a-zA-Z_:][a-zA-Z0-9_:]*", line))}
+    return {match.group(0) for line in exposition.splitlines()
+            if (match := re.match(r"[a-zA-Z_:][a-zA-Z0-9_:]*", line))}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[serving_process.Server]:
+    """The real server, after enough traffic that every series exists."""
+    tmp_path = tmp_path_factory.mktemp("dashboard")
+    repository = serving_process.write_repository(tmp_path / "repo")
+    rows = serving_process.breast_cancer()[:256]
+    with serving_process.running_server(repository, tmp_path / "server.log") as running:
+        for start in range(0, len(rows), 32):
+            running.infer(rows[start:start + 32])
+        yield running
+
+
+@pytest.mark.slow
+def test_the_real_server_exports_every_server_metric_used(
+        server: serving_process.Server) -> None:
+    exposition = server.scrape()
+    exported = exported_names(exposition)
     wanted = metric_names(panel_queries() + variable_queries() + rule_queries())
     server_side = wanted - ROUTER_SAMPLES - OTHER_SOURCES
     assert server_side - exported == set(), f"not exported:\n{exposition[:4000]}"
     assert SERVER_SAMPLES - exported == set(), "the server exports every name of the contract"
+
+
+@pytest.mark.slow
+def test_the_real_router_exports_every_router_metric_used(
+        server: serving_process.Server, tmp_path: Path) -> None:
+    from tests.router.harness import start_router
+
+    members = [{"name": name, "url": server.http, "grpcUrl": server.grpc,
+                "model": serving_process.MODEL} for name in ("first", "second")]
+    router = start_router({"name": "pair", "strategy": "voting", "members": members}, tmp_path)
+    try:
+        rows = serving_process.breast_cancer()[:4]
+        body = json.dumps({"inputs": [{"name": "input", "shape": list(rows.shape),
+                                       "datatype": "FP32", "data": rows.ravel().tolist()}],
+                           "outputs": [{"name": "label"}]}).encode()
+        request = urllib.request.Request(f"http://{router.http_url}/v2/models/pair/infer",
+                                         data=body, method="POST")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200
+        status, exposition = router.get("/metrics", port=router.metrics_port)
+        assert status == 200
+    finally:
+        router.terminate()
+
+    exported = exported_names(exposition.decode())
+    used = metric_names(panel_queries() + variable_queries()) & ROUTER_SAMPLES
+    assert used and used - exported == set()
+    assert ROUTER_SAMPLES - exported == set(), "the router exports every name of the contract"
