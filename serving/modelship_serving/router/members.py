@@ -9,8 +9,8 @@ the address it was called at; a member refusing the request's tensors is the
 client's error (400, as the server answers it), the rest is a bad gateway
 (502 / UNAVAILABLE) or a timeout (504 / DEADLINE_EXCEEDED).
 
-The two transports are thin adapters that turn tritonclient's exceptions into
-one `_Failure` vocabulary; retries, metrics and messages live in `Member`.
+The two transports are thin adapters over tritonclient; `Member` sorts what
+they raise into one vocabulary and owns retries, metrics and messages.
 """
 
 from __future__ import annotations
@@ -67,7 +67,11 @@ class _Failure(Exception):
 
 
 class Transport(Protocol):
-    """One protocol to one member's server; raises `_Failure` for every failed call."""
+    """One protocol to one member's server.
+
+    Raises what its client raises (tritonclient's InferenceServerException,
+    OSError for connections); `Member` classifies those.
+    """
 
     address: str
 
@@ -117,11 +121,8 @@ class GrpcTransport:
         self._client = grpcaio.InferenceServerClient(address)
 
     async def metadata(self, model: str, version: str, timeout: float) -> dict[str, Any]:
-        try:
-            return await self._client.get_model_metadata(model, version, as_json=True,
-                                                         client_timeout=timeout)
-        except Exception as exc:
-            raise _classify(exc) from exc
+        return await self._client.get_model_metadata(model, version, as_json=True,
+                                                     client_timeout=timeout)
 
     async def infer(self, model: str, version: str, inputs: Mapping[str, np.ndarray],
                     outputs: Sequence[str], request_id: str, timeout: float
@@ -133,13 +134,10 @@ class GrpcTransport:
             tensor = grpcclient.InferInput(name, list(array.shape), from_numpy(array.dtype).name)
             tensor.set_data_from_numpy(array)
             tensors.append(tensor)
-        try:
-            result = await self._client.infer(
-                model, tensors, model_version=version, request_id=request_id,
-                outputs=[grpcclient.InferRequestedOutput(n) for n in outputs],
-                client_timeout=timeout)
-        except Exception as exc:
-            raise _classify(exc) from exc
+        result = await self._client.infer(
+            model, tensors, model_version=version, request_id=request_id,
+            outputs=[grpcclient.InferRequestedOutput(n) for n in outputs],
+            client_timeout=timeout)
         return _outputs(result, outputs)
 
     async def close(self) -> None:
@@ -158,10 +156,7 @@ class HttpTransport:
             url.split("://", 1)[-1], ssl=secure, conn_limit=256, conn_timeout=timeout)
 
     async def metadata(self, model: str, version: str, timeout: float) -> dict[str, Any]:
-        try:
-            return await self._client.get_model_metadata(model, version)
-        except Exception as exc:
-            raise _classify(exc) from exc
+        return await self._client.get_model_metadata(model, version)
 
     async def infer(self, model: str, version: str, inputs: Mapping[str, np.ndarray],
                     outputs: Sequence[str], request_id: str, timeout: float
@@ -173,12 +168,9 @@ class HttpTransport:
             tensor = httpclient.InferInput(name, list(array.shape), from_numpy(array.dtype).name)
             tensor.set_data_from_numpy(array, binary_data=True)
             tensors.append(tensor)
-        try:
-            result = await self._client.infer(
-                model, tensors, model_version=version, request_id=request_id,
-                outputs=[httpclient.InferRequestedOutput(n, binary_data=True) for n in outputs])
-        except Exception as exc:
-            raise _classify(exc) from exc
+        result = await self._client.infer(
+            model, tensors, model_version=version, request_id=request_id,
+            outputs=[httpclient.InferRequestedOutput(n, binary_data=True) for n in outputs])
         return _outputs(result, outputs)
 
     async def close(self) -> None:
@@ -277,8 +269,8 @@ class Member:
                 return result
             except TimeoutError:
                 failure = _Failure("timeout", f"no answer within {self.timeout:g}s")
-            except _Failure as exc:
-                failure = exc
+            except Exception as exc:
+                failure = _classify(exc)
             if failure.kind == "retry" and attempt < retries:
                 delay = self.backoff.delay(attempt)
                 attempt += 1

@@ -27,16 +27,17 @@ async def first_failure_cancels(aws: Mapping[str, Awaitable[Any]]) -> dict[str, 
     """Await every awaitable; on the first exception cancel the rest and raise it."""
     tasks = {key: asyncio.ensure_future(aw) for key, aw in aws.items()}
     try:
-        done, pending = await asyncio.wait(tasks.values(),
-                                           return_when=asyncio.FIRST_EXCEPTION)
+        done, _ = await asyncio.wait(tasks.values(), return_when=asyncio.FIRST_EXCEPTION)
         for task in done:
             if task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
         return {key: task.result() for key, task in tasks.items()}
     finally:
-        for task in tasks.values():
-            if not task.done():
-                task.cancel()
+        pending = [task for task in tasks.values() if not task.done()]
+        for task in pending:
+            task.cancel()
+        # Wait for the cancellations to land, so no call outlives its request.
+        await asyncio.gather(*pending, return_exceptions=True)
 
 
 async def run(plan: EnsemblePlan, inputs: Mapping[str, np.ndarray], call: CallMember
