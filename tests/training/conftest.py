@@ -50,7 +50,13 @@ def start_trainer(config: dict[str, Any], workdir: Path, *, name: str = "trainer
 
 
 def finish(process: subprocess.Popen[str], termination: Path, timeout: float = 120) -> Finished:
-    stdout, stderr = process.communicate(timeout=timeout)
+    """Waits for the trainer; one that outlives ``timeout`` is killed, never left behind."""
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except BaseException:
+        process.kill()
+        process.communicate()
+        raise
     summary = json.loads(termination.read_text()) if termination.exists() else None
     return Finished(process.returncode, stdout, stderr, summary)
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from .conftest import Finished
+from .conftest import Finished, finish, start_trainer
 
 pytestmark = pytest.mark.slow
 
@@ -43,3 +44,20 @@ def test_a_missing_dataset_fails_as_dataset_not_found_and_publishes_nothing(
     assert not (tmp_path / "m" / "1").exists()
     failed = [line for line in result.json_lines() if line.get("event") == "failed"]
     assert failed and failed[0]["reason"] == "DatasetNotFound"
+
+
+def test_sigterm_mid_training_is_reported_as_interrupted(tmp_path: Path) -> None:
+    raw = config(tmp_path, dataset={"uri": "sklearn://digits"},
+                 hyperParameters={"epochs": 100000, "earlyStoppingPatience": 0})
+    process, termination = start_trainer(raw, tmp_path)
+    assert process.stdout is not None
+    for line in process.stdout:  # wait for the first epoch, not for a fixed time
+        if '"event": "epoch"' in line:
+            break
+    process.send_signal(signal.SIGTERM)
+    result = finish(process, termination, timeout=60)
+    assert result.returncode == 1
+    assert result.termination is not None
+    assert result.termination["reason"] == "Interrupted"
+    assert result.termination["retryable"] is True
+    assert not (tmp_path / "m" / "1").exists()

@@ -48,6 +48,8 @@ def join(partition: Partition, device: torch.device) -> None:
     if partition.world_size == 1:
         return
     backend = "nccl" if device.type == "cuda" else "gloo"
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
     logger.info("Joining a %s group as rank %d of %d via %s:%s.", backend, partition.rank,
                 partition.world_size, os.environ.get("MASTER_ADDR"),
                 os.environ.get("MASTER_PORT"))

@@ -71,6 +71,13 @@ class DistributedSetupFailed(TrainerError):
     retryable = True
 
 
+class Interrupted(TrainerError):
+    """SIGTERM arrived (the Job was deleted or the node is draining)."""
+
+    reason = "Interrupted"
+    retryable = True
+
+
 class InternalError(TrainerError):
     """A broken invariant inside the trainer: a bug, not the user's mistake."""
 

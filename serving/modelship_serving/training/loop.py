@@ -16,6 +16,7 @@ others left. The best weights are restored at the end.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 from .architectures import Network
 from .config import HyperParameters
-from .errors import TrainingDiverged
+from .errors import Interrupted, TrainingDiverged
 from .metrics import Metrics, classification_metrics, is_better, regression_metrics
 
 logger = logging.getLogger(__name__)
@@ -126,17 +127,24 @@ def fit(
     hp: HyperParameters,
     partition: Partition = Partition(),
     on_epoch: Callable[[EpochReport], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> FitResult:
     """Trains ``network`` in place and leaves it holding its best weights.
 
     ``x_train``/``y_train``/``x_val`` are on the training device and already
     standardised; ``y_val`` is the validation target on its original scale.
+    Once ``stop`` is set the loop raises Interrupted before its next step.
+
+    NB: with several workers a rank that stops leaves the others waiting in an
+    all-reduce until they are stopped too (a deleted Job stops every pod).
     """
+    stop = stop or threading.Event()
     distributed = partition.world_size > 1
     device = x_train.device
     model: nn.Module = network
     if distributed:
-        model = DistributedDataParallel(network, device_ids=None)
+        ids = [device.index] if device.type == "cuda" else None
+        model = DistributedDataParallel(network, device_ids=ids)
     optimizer = make_optimizer(network.parameters(), hp)
     # The sampler only needs the row count: a range stands in for a dataset.
     rows_only = cast(Dataset[int], range(x_train.shape[0]))
@@ -163,6 +171,8 @@ def fit(
         model.train()
         losses: list[torch.Tensor] = []
         for start in range(0, order.shape[0], batch):
+            if stop.is_set():
+                raise Interrupted(f"stopped by a signal in epoch {epoch}")
             rows = order[start:start + batch]
             optimizer.zero_grad(set_to_none=True)
             loss = objective.loss(model(x_train[rows]), y_train[rows])
@@ -190,10 +200,10 @@ def fit(
             on_epoch(EpochReport(epoch, train_loss, objective.metric, current,
                                  float(best_value if best_value is not None else current),
                                  best_epoch, time.perf_counter() - started))
-        stop = 0 < hp.early_stopping_patience <= stale
+        patience_ran_out = 0 < hp.early_stopping_patience <= stale
         if distributed:
-            stop = _agree(stop, device)
-        if stop:
+            patience_ran_out = _agree(patience_ran_out, device)
+        if patience_ran_out:
             stopped_early = True
             logger.info("Stopping early after epoch %d: %s has not improved on %.6g "
                         "(epoch %d) for %d epochs.", epoch, objective.metric,

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -47,9 +49,14 @@ def failure(error: TrainerError, version: int | None) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from .progress import configure_logging
+    from .progress import configure_logging, set_log_context
 
     configure_logging(level=getattr(logging, args.log_level.upper()))
+    # The kubelet sends SIGTERM first. The loop checks this flag between steps
+    # and fails with Interrupted; raising from the handler itself could land
+    # inside a torch kernel and leave its thread pool hanging at exit.
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     path = termination.resolve_path(args.termination_log)
     version: int | None = None
     try:
@@ -57,10 +64,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         config = load_config(args.config)
         version = config.version
+        set_log_context(model=config.model_name, version=config.version)
         # Imported late: torch takes seconds to import, a bad config should not wait.
         from .pipeline import run
 
-        result = run(config, show_progress=args.progress)
+        result = run(config, show_progress=args.progress, stop=stop)
     except TrainerError as exc:
         logger.error("Training failed (%s): %s", exc.reason, exc,
                      extra={"fields": {"event": "failed", "reason": exc.reason}})

@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import random
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,8 +58,12 @@ class Prepared:
     feature_names: list[str]
 
 
-def run(config: TrainerConfig, *, show_progress: bool | None = None) -> dict[str, Any]:
-    """Trains, evaluates and (on rank 0) publishes a version; returns the summary."""
+def run(config: TrainerConfig, *, show_progress: bool | None = None,
+        stop: threading.Event | None = None) -> dict[str, Any]:
+    """Trains, evaluates and (on rank 0) publishes a version; returns the summary.
+
+    Setting ``stop`` makes training end at the next step with Interrupted.
+    """
     ft = config.fine_tuning
     hp = ft.hyper_parameters
     partition = distributed.partition_from_env(ft.workers)
@@ -83,7 +88,7 @@ def run(config: TrainerConfig, *, show_progress: bool | None = None) -> dict[str
                                     "rank": partition.rank})
         try:
             result = fit(network, **_tensors(data, device), objective=objective, hp=hp,
-                         partition=partition, on_epoch=progress)
+                         partition=partition, on_epoch=progress, stop=stop)
         finally:
             progress.close()
     finally:
@@ -128,7 +133,9 @@ def make_deterministic(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True)
+    # Exact on the CPU; on a GPU an op without a deterministic kernel warns
+    # rather than failing the Job.
+    torch.use_deterministic_algorithms(True, warn_only=torch.cuda.is_available())
     limit = os.environ.get(CPU_LIMIT_ENV)
     if limit:
         try:

@@ -48,6 +48,26 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class _Context(logging.Filter):
+    def __init__(self, fields: dict[str, Any]) -> None:
+        super().__init__()
+        self.fields = fields
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in self.fields.items():
+            setattr(record, key, value)
+        return True
+
+
+def set_log_context(**fields: Any) -> None:
+    """Adds ``fields`` (model, version, rank) to every JSON line from now on."""
+    for handler in logging.getLogger().handlers:
+        for old in [f for f in handler.filters if isinstance(f, _Context)]:
+            fields = {**old.fields, **fields}
+            handler.removeFilter(old)
+        handler.addFilter(_Context(fields))
+
+
 def configure_logging(*, stream: IO[str] | None = None, level: int = logging.INFO) -> None:
     """Sends every log record as a JSON line to stdout (called by the CLIs)."""
     handler = logging.StreamHandler(stream or sys.stdout)

@@ -11,7 +11,12 @@ import pytest
 
 from modelship_serving.training import termination
 from modelship_serving.training.loop import EpochReport
-from modelship_serving.training.progress import JsonFormatter, Progress
+from modelship_serving.training.progress import (
+    JsonFormatter,
+    Progress,
+    configure_logging,
+    set_log_context,
+)
 
 
 def test_the_json_formatter_writes_one_object_with_the_fields_merged() -> None:
@@ -68,3 +73,21 @@ def test_the_flag_wins_over_the_environment_which_wins_over_the_default(
     monkeypatch.setenv(termination.PATH_ENV, str(tmp_path / "env"))
     assert termination.resolve_path(None) == tmp_path / "env"
     assert termination.resolve_path(str(tmp_path / "flag")) == tmp_path / "flag"
+
+
+def test_the_log_context_is_added_to_every_line() -> None:
+    root = logging.getLogger()
+    saved_handlers, saved_level = list(root.handlers), root.level
+    stream = io.StringIO()
+    try:
+        configure_logging(stream=stream)
+        set_log_context(model="cancer", version=4)
+        logging.getLogger("modelship_serving.training.test").info("Loaded.")
+        line = json.loads(stream.getvalue().splitlines()[-1])
+        assert (line["model"], line["version"], line["message"]) == ("cancer", 4, "Loaded.")
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in saved_handlers:
+            root.addHandler(handler)
+        root.setLevel(saved_level)
