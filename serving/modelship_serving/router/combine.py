@@ -18,6 +18,10 @@ import numpy as np
 from modelship_serving.protocol.errors import InferenceError, InternalError
 
 
+# Above this many (member, row, class) triples the vote counts without broadcasting.
+_BROADCAST_LIMIT = 1 << 20
+
+
 class MembersDisagree(InferenceError):
     """Members answered tensors that cannot be combined (a member misbehaves)."""
 
@@ -35,10 +39,17 @@ def same_shapes(name: str, arrays: Mapping[str, np.ndarray]) -> None:
 
 def average(arrays: Sequence[np.ndarray], weights: Sequence[float] | None = None
             ) -> np.ndarray:
-    """The (weighted) mean of equally shaped arrays, in their own floating-point type."""
-    stacked = np.stack([np.asarray(a, dtype=np.float64) for a in arrays])
-    w = np.full(len(arrays), 1.0 / len(arrays)) if weights is None else np.asarray(weights)
-    mean = np.tensordot(w / w.sum(), stacked, axes=1)
+    """The (weighted) mean of equally shaped arrays, in their own floating-point type.
+
+    Accumulates in float64, one array at a time: members are few, and a loop of
+    in-place adds is several times cheaper than stacking for small batches.
+    """
+    if weights is None:
+        weights = [1.0] * len(arrays)
+    total = float(sum(weights))
+    mean = arrays[0].astype(np.float64) * (weights[0] / total)
+    for array, weight in zip(arrays[1:], weights[1:]):
+        mean += array * (weight / total)
     return mean.astype(arrays[0].dtype, copy=False)
 
 
@@ -59,22 +70,23 @@ def majority_vote(labels: Sequence[np.ndarray], probabilities: np.ndarray | None
     """
     first = labels[0]
     votes = np.stack([np.asarray(a).reshape(-1) for a in labels])  # members x rows
-    classes, index = np.unique(votes, return_inverse=True)
-    index = index.reshape(votes.shape)
-    rows = votes.shape[1]
-    counts = np.zeros((rows, classes.size), dtype=np.int64)
-    for member_votes in index:
-        counts[np.arange(rows), member_votes] += 1
+    classes = np.unique(votes)
+    if votes.size * classes.size <= _BROADCAST_LIMIT:
+        counts = (votes[:, :, None] == classes).sum(axis=0)  # rows x classes
+    else:  # many rows of many classes: count member by member, not in one cube
+        rows = votes.shape[1]
+        counts = np.zeros((rows, classes.size), dtype=np.int64)
+        for member_votes in np.searchsorted(classes, votes):
+            counts[np.arange(rows), member_votes] += 1
     tied = counts == counts.max(axis=1, keepdims=True)
 
     # Among tied classes the highest averaged probability wins. np.argmax takes
     # the first of equal scores and classes are sorted: the lowest label wins the rest.
-    score = np.where(tied, -1.0, -2.0)
+    score = tied - 2.0  # tied -1, others -2
     if probabilities is not None and probabilities.ndim == 2:
-        columns = probabilities.shape[1]
-        usable = (classes >= 0) & (classes < columns)
+        usable = (classes >= 0) & (classes < probabilities.shape[1])
         if usable.any():
-            picked = np.full((rows, classes.size), -1.0)
+            picked = np.full(counts.shape, -1.0)
             picked[:, usable] = probabilities[:, classes[usable].astype(np.int64)]
             score = np.where(tied, picked, -2.0)
     winners = classes[np.argmax(score, axis=1)]

@@ -48,6 +48,15 @@ def test_the_vote_keeps_the_members_label_shape_and_datatype() -> None:
     assert voted.shape == (2, 1) and voted.dtype == np.int32
 
 
+def test_large_batches_of_many_classes_count_the_same_way() -> None:
+    rng = np.random.default_rng(0)
+    labels = [rng.integers(0, 400, 4000) for _ in range(5)]
+    voted = majority_vote(labels)
+    for row in range(0, 4000, 97):
+        values, counts = np.unique([m[row] for m in labels], return_counts=True)
+        assert voted[row] == values[np.argmax(counts)]
+
+
 def test_a_weighted_average_normalises_weights_and_keeps_the_datatype() -> None:
     a = np.array([[1.0, 0.0]], np.float32)
     b = np.array([[0.0, 1.0]], np.float32)
