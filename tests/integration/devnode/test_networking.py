@@ -167,3 +167,66 @@ spec:
     state = terminated(control_plane, namespace, "early", "main")
     assert state["exitCode"] == 0, state
     assert state["message"].startswith("late-")
+
+
+def test_indexed_job_workers_find_worker_zero_by_its_stable_name(
+    control_plane: ControlPlane, dev_node: DevNode, namespace: str
+) -> None:
+    # Worker 0 listens on its pod address; worker 1 dials "<job>-0.<subdomain>" as a
+    # distributed trainer dials MASTER_ADDR. Both report the hostname they run under.
+    script = (
+        "import os, socket, time\n"
+        "index = int(os.environ['JOB_COMPLETION_INDEX'])\n"
+        "name = socket.gethostname()\n"
+        "own = socket.gethostbyname(name)\n"
+        "if index == 0:\n"
+        "    server = socket.create_server((os.environ['MODELSHIP_BIND_ADDRESS'], 29500))\n"
+        "    conn, _ = server.accept()\n"
+        "    peer = conn.recv(100).decode()\n"
+        "else:\n"
+        "    for _ in range(300):\n"
+        "        try:\n"
+        "            conn = socket.create_connection(('pairs-0.workers', 29500), timeout=2)\n"
+        "            break\n"
+        "        except OSError:\n"
+        "            time.sleep(0.1)\n"
+        "    conn.sendall(name.encode())\n"
+        "    peer = 'pairs-0'\n"
+        "open('/dev/termination-log', 'w').write(f'{name} {own} {peer}')\n"
+    )
+    apply(control_plane, namespace, f"""
+apiVersion: v1
+kind: Service
+metadata: {{name: workers}}
+spec:
+  clusterIP: None
+  selector: {{job-name: pairs}}
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {{name: pairs}}
+spec:
+  completionMode: Indexed
+  completions: 2
+  parallelism: 2
+  backoffLimit: 0
+  template:
+    spec:
+      subdomain: workers
+      restartPolicy: Never
+      containers:
+      - name: worker
+        image: {TRAINER_IMAGE}
+        command: {json.dumps(["python", "-c", script])}
+""")
+    control_plane.kubectl("wait", "-n", namespace, "--for=condition=Complete", "job/pairs",
+                          "--timeout=60s")
+    reports = {}
+    for pod in pods(control_plane, namespace, "job-name=pairs"):
+        state = pod["status"]["containerStatuses"][0]["state"]["terminated"]
+        name, address, peer = state["message"].split()
+        reports[name] = (address, peer, pod["status"]["podIP"])
+    assert set(reports) == {"pairs-0", "pairs-1"}
+    for address, _, pod_ip in reports.values():
+        assert address == pod_ip
+    assert reports["pairs-0"][1] == "pairs-1"
