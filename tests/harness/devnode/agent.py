@@ -205,9 +205,12 @@ class NodeAgent:
             assert self.credentials is not None
             return [(self.credentials.host, self.credentials.port)]
         selector = service["spec"].get("selector") or {}
+        publish = bool(service["spec"].get("publishNotReadyAddresses"))
         out = []
         for worker in self.workers.values():
-            if worker.namespace != meta["namespace"] or not worker.ready:
+            if worker.namespace != meta["namespace"] or not worker.network_active:
+                continue
+            if not (worker.ready or publish):
                 continue
             if not selects(selector, worker.named().labels):
                 continue

@@ -8,6 +8,7 @@ because two agents cannot register the same Node.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import threading
@@ -23,6 +24,9 @@ from tests.harness.devnode.devnode import DevNode
 # Short back-off, so a crash-looping test container restarts within seconds.
 TEST_BACKOFF = Backoff(initial=1.0, maximum=20.0, reset_after=60.0)
 
+# Set MODELSHIP_DEVNODE_ROOT to keep pod folders and logs after the session, for debugging.
+ROOT_ENV = "MODELSHIP_DEVNODE_ROOT"
+
 _lock = threading.Lock()
 _shared: dict[str, tuple[DevNode, int]] = {}
 
@@ -33,7 +37,8 @@ def acquire(plane: ControlPlane) -> DevNode:
     with _lock:
         node, users = _shared.get(key, (None, 0))
         if node is None:
-            root = Path(tempfile.mkdtemp(prefix="modelship-devnode-"))
+            kept = os.environ.get(ROOT_ENV)
+            root = Path(kept) if kept else Path(tempfile.mkdtemp(prefix="modelship-devnode-"))
             node = DevNode(plane.kubeconfig, root, backoff=TEST_BACKOFF).start()
         _shared[key] = (node, users + 1)
         return node
@@ -48,7 +53,8 @@ def release(plane: ControlPlane) -> None:
             _shared[key] = (node, users - 1)
             return
     node.stop()
-    shutil.rmtree(node.root, ignore_errors=True)
+    if not os.environ.get(ROOT_ENV):
+        shutil.rmtree(node.root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -64,6 +64,8 @@ class ServiceProxies:
         self.endpoints = endpoints
         self._proxies: dict[tuple[str, str], _Proxy] = {}
         self._connections: set[asyncio.Task[None]] = set()
+        # Events for one Service may arrive back to back; their changes apply in order.
+        self._lock = asyncio.Lock()
 
     def address(self, namespace: str, name: str) -> str | None:
         proxy = self._proxies.get(service_key(namespace, name))
@@ -74,10 +76,14 @@ class ServiceProxies:
 
     async def apply(self, service: JSON) -> None:
         """Start, update or (for a headless Service) stop the proxy of ``service``."""
+        async with self._lock:
+            await self._apply(service)
+
+    async def _apply(self, service: JSON) -> None:
         meta = service["metadata"]
         key = service_key(meta["namespace"], meta["name"])
         if not is_proxied(service):
-            await self.remove(*key)
+            await self._remove(*key)
             return
         proxy = self._proxies.get(key)
         if proxy is None:
@@ -101,6 +107,10 @@ class ServiceProxies:
                             port, exc)
 
     async def remove(self, namespace: str, name: str) -> None:
+        async with self._lock:
+            await self._remove(namespace, name)
+
+    async def _remove(self, namespace: str, name: str) -> None:
         proxy = self._proxies.pop(service_key(namespace, name), None)
         if proxy is None:
             return

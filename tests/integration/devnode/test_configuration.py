@@ -8,7 +8,13 @@ import pytest
 
 from tests.harness.controlplane import ControlPlane
 from tests.harness.devnode import DevNode
-from tests.integration.devnode.conftest import SERVER_IMAGE, TRAINER_IMAGE, apply, terminated
+from tests.integration.devnode.conftest import (
+    OPERATOR_IMAGE,
+    SERVER_IMAGE,
+    TRAINER_IMAGE,
+    apply,
+    terminated,
+)
 
 pytestmark = pytest.mark.cluster
 
@@ -219,3 +225,30 @@ spec:
     claim = json.loads(control_plane.kubectl("get", "-n", namespace, "pvc", "models",
                                              "-o", "json").stdout)
     assert claim["status"]["phase"] == "Bound"
+
+
+def test_a_pod_talks_to_the_api_server_in_cluster_as_its_service_account(
+    control_plane: ControlPlane, dev_node: DevNode, namespace: str
+) -> None:
+    # What the operator does when it runs as a pod: in-cluster config from the
+    # environment and the projected service-account token.
+    script = (
+        "from kubernetes import client, config; config.load_incluster_config(); "
+        "review = client.AuthenticationV1Api().create_self_subject_review("
+        "client.V1SelfSubjectReview()); "
+        "open('/dev/termination-log', 'w').write(review.status.user_info.username)"
+    )
+    apply(control_plane, namespace, f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: incluster}}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: {OPERATOR_IMAGE}
+    command: {json.dumps(["python", "-c", script])}
+""")
+    state = terminated(control_plane, namespace, "incluster", "main")
+    assert state["exitCode"] == 0, state
+    assert state["message"] == f"system:serviceaccount:{namespace}:default"
