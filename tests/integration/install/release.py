@@ -124,9 +124,18 @@ class Release:
                         check=False)
 
 
+# Where a development node runs pods in the same session, an operator pod of these
+# installs would start handling other tests' objects; no node carries this label.
+NEVER_SCHEDULED = {"nodeSelector": {"modelship.io/test-never-scheduled": "true"}}
+
+
 def install(plane: ControlPlane, namespace: str, values: dict[str, Any]) -> Release:
-    """`helm install` with these values; CRDs come from the chart's crds/ on first install."""
+    """`helm install` with these values, its pods never scheduled (see NEVER_SCHEDULED).
+
+    The CRDs come from the chart's crds/ on the first install in a session.
+    """
     name = f"ms-{os.urandom(3).hex()}"
+    values = {**NEVER_SCHEDULED, **values}
     with tempfile.NamedTemporaryFile("w", suffix=".json") as file:
         json.dump(values, file)
         file.flush()

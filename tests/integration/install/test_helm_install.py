@@ -17,7 +17,13 @@ from collections.abc import Iterator
 import pytest
 
 from tests.harness.controlplane import ControlPlane
-from tests.integration.install.release import Check, Release, install, mismatches
+from tests.integration.install.release import (
+    NEVER_SCHEDULED,
+    Check,
+    Release,
+    install,
+    mismatches,
+)
 from tests.unit.install import rbac
 from tests.unit.install.paths import CHART
 
@@ -157,7 +163,9 @@ def test_the_rendered_chart_applies_with_kubectl_alone(
 ):
     name = f"ms-{os.urandom(3).hex()}"
     rendered = control_plane.helm("template", name, str(CHART), "-n", namespace,
-                                  "--include-crds", "--skip-tests").stdout
+                                  "--include-crds", "--skip-tests", "--set-json",
+                                  f"nodeSelector={json.dumps(NEVER_SCHEDULED['nodeSelector'])}",
+                                  ).stdout
     try:
         control_plane.kubectl("apply", "--server-side", "-f", "-", input=rendered)
 
