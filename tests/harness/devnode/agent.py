@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -120,9 +121,13 @@ class NodeAgent:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         workers = list(self.workers.values())
+        running = self.pids()
         for worker in workers:
             worker.shut_down(self.stop_grace)
         await asyncio.gather(*(w.task for w in workers if w.task), return_exceptions=True)
+        left = [pid for pid in running if _alive(pid)]
+        if left:
+            log.error("Container processes %s outlived the node's stop.", left)
         await asyncio.gather(*self._service_tasks, return_exceptions=True)
         await self.proxies.close()
         if self._provisioner is not None:
@@ -265,6 +270,14 @@ class NodeAgent:
     def pids(self) -> list[int]:
         return [r.process.pid for w in self.workers.values()
                 for r in (*w.init_runners, *w.runners) if r.process and r.process.running]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def _target_port(pod: JSON, port: JSON) -> int | None:

@@ -71,6 +71,13 @@ def fetch(url: str) -> str:
         return answer.read().decode()
 
 
+def _answers(url: str) -> str | None:
+    try:
+        return fetch(url)
+    except OSError:
+        return None
+
+
 def test_two_pods_serving_the_same_port_do_not_collide(
     control_plane: ControlPlane, dev_node: DevNode, namespace: str
 ) -> None:
@@ -95,6 +102,30 @@ def test_a_service_spreads_connections_from_the_test_over_its_ready_pods(
 
     names = {p["metadata"]["name"] for p in pods(control_plane, namespace, "app=echo")}
     assert {fetch(f"http://{address}:80/") for _ in range(4)} == names
+
+
+def test_a_service_sends_nothing_to_pods_that_are_not_ready(
+    control_plane: ControlPlane, dev_node: DevNode, namespace: str
+) -> None:
+    apply(control_plane, namespace, ECHO.format(name="echo", replicas=1, image=SERVER_IMAGE))
+    # A second pod the Service selects, serving too, whose readiness probe always fails.
+    unready = ECHO.format(name="echo", replicas=1, image=SERVER_IMAGE).split("---")[0]
+    unready = (unready.replace("name: echo}", "name: echo-unready}", 1)
+               .replace("tcpSocket: {port: http}", "exec: {command: ['false']}"))
+    apply(control_plane, namespace, unready)
+    control_plane.kubectl("rollout", "status", "-n", namespace, "deployment/echo",
+                          "--timeout=60s")
+    wait_until(lambda: len(pods(control_plane, namespace, "app=echo")) == 2, "both pods")
+    address = dev_node.service_address(namespace, "echo")
+
+    by_name = {p["metadata"]["name"]: p for p in pods(control_plane, namespace, "app=echo")}
+    [unready_name] = [n for n in by_name if n.startswith("echo-unready-")]
+    [ready_name] = [n for n in by_name if n != unready_name]
+    # The unready pod serves when asked directly, but the Service never picks it.
+    ip = wait_until(lambda: by_name[unready_name]["status"].get("podIP") or
+                    dev_node.pod_ip(namespace, unready_name), "the unready pod's address")
+    wait_until(lambda: _answers(f"http://{ip}:8000/"), "the unready pod to serve")
+    assert {fetch(f"http://{address}:80/") for _ in range(4)} == {ready_name}
 
 
 def test_a_pod_reaches_a_service_by_its_cluster_dns_name(
