@@ -54,6 +54,13 @@ class WatchExpired(KubeApiError):
     """The watch's resourceVersion is too old (410); the caller must list again."""
 
 
+class ApiUnreachable(KubeApiError):
+    """The connection to the API server failed or broke (retry later)."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(0, f"{type(cause).__name__}: {cause}", "Unreachable")
+
+
 @dataclass(frozen=True)
 class Credentials:
     """Where the API server is and how to prove who we are, from a kubeconfig."""
@@ -164,13 +171,16 @@ class KubeApi:
     ) -> JSON:
         data = None if body is None else json.dumps(body)
         headers = {"Content-Type": content_type} if data is not None else None
-        async with self._session.request(
-            method, path, data=data, params=params, headers=headers
-        ) as resp:
-            text = await resp.text()
-            if resp.status >= 400:
-                raise _error(resp.status, text)
-            return json.loads(text) if text else {}
+        try:
+            async with self._session.request(
+                method, path, data=data, params=params, headers=headers
+            ) as resp:
+                text = await resp.text()
+        except aiohttp.ClientError as exc:
+            raise ApiUnreachable(exc) from exc
+        if resp.status >= 400:
+            raise _error(resp.status, text)
+        return json.loads(text) if text else {}
 
     async def get(self, path: str, **params: str) -> JSON:
         return await self.request("GET", path, params=params or None)
@@ -196,23 +206,26 @@ class KubeApi:
         query.update(watch="1", resourceVersion=resource_version, allowWatchBookmarks="true",
                      timeoutSeconds="240")
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=300)
-        async with self._session.get(path, params=query, timeout=timeout) as resp:
-            if resp.status >= 400:
-                raise _error(resp.status, await resp.text())
-            buffer = b""
-            # Lines can be longer than aiohttp's readline limit (managedFields),
-            # so the stream is split by hand.
-            async for chunk in resp.content.iter_any():
-                buffer += chunk
-                while b"\n" in buffer:
-                    line, buffer = buffer.split(b"\n", 1)
-                    if not line.strip():
-                        continue
-                    event = json.loads(line)
-                    if event.get("type") == "ERROR":
-                        status = event.get("object", {})
-                        raise _error(int(status.get("code", 500)), json.dumps(status))
-                    yield event
+        try:
+            async with self._session.get(path, params=query, timeout=timeout) as resp:
+                if resp.status >= 400:
+                    raise _error(resp.status, await resp.text())
+                buffer = b""
+                # Lines can be longer than aiohttp's readline limit (managedFields),
+                # so the stream is split by hand.
+                async for chunk in resp.content.iter_any():
+                    buffer += chunk
+                    while b"\n" in buffer:
+                        line, buffer = buffer.split(b"\n", 1)
+                        if not line.strip():
+                            continue
+                        event = json.loads(line)
+                        if event.get("type") == "ERROR":
+                            status = event.get("object", {})
+                            raise _error(int(status.get("code", 500)), json.dumps(status))
+                        yield event
+        except aiohttp.ClientError as exc:
+            raise ApiUnreachable(exc) from exc
 
 
 def _error(status: int, text: str) -> KubeApiError:

@@ -95,7 +95,11 @@ class ClaimProvisioner:
                             meta["name"], exc)
 
     async def _delete(self, name: str) -> None:
-        await ignore_not_found(self.api.delete(f"/api/v1/persistentvolumes/{name}"))
+        try:
+            await ignore_not_found(self.api.delete(f"/api/v1/persistentvolumes/{name}"))
+        except KubeApiError as exc:
+            log.warning("Deleting released volume %s failed: %s", name, exc)
+            return
         log.info("Deleted released volume %s (its folder stays).", name)
 
     async def close(self) -> None:
