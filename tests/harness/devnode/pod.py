@@ -259,7 +259,13 @@ class PodWorker:
             await self._dirty.wait()
             await asyncio.sleep(0.05)
             self._dirty.clear()
-            if not await self._flush_status():
+            try:
+                sent = await self._flush_status()
+            except Exception:  # noqa: BLE001 - a bug here must not silence the pod for good
+                log.exception("Building the status of pod %s/%s failed.", self.namespace,
+                              self.name)
+                sent = False
+            if not sent:
                 await asyncio.sleep(1)
                 self._dirty.set()
 
