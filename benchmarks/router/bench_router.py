@@ -12,9 +12,11 @@ classifier. The "router" client sends one request to the router. Both use
 the same protocol, and requests alternate direct / router (order swapped
 every request), so both see the same machine at the same moments.
 
-Reported per point: p50 and p99 latency of each, their ratios, and the p50
+Reported per point: p50 and p99 latency of each, their ratios, the p50
 difference (the router's overhead: one more hop plus decode, check, fan-out
-and encode). `--concurrency` runs that many such alternating loops at once.
+and encode), and the router process's CPU time per routed request (it does
+no work for direct requests). `--concurrency` runs that many alternating
+loops at once.
 """
 
 from __future__ import annotations
@@ -81,6 +83,12 @@ def start(args: list[str], what: str, log_dir: Path) -> Proc:
     proc = Proc(process, f"127.0.0.1:{http}", f"127.0.0.1:{grpc_port}")
     _wait_ready(proc.http, process, what)
     return proc
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def member(name: str, server: Proc, model: str) -> dict[str, str]:
@@ -194,9 +202,13 @@ async def run(args: argparse.Namespace, servers: dict[str, Proc],
                 direct, routed = make(client, servers, routers[strategy])
                 for batch in args.batches:
                     for concurrency in args.concurrency:
+                        pid = routers[strategy].process.pid
+                        before = cpu_seconds(pid)
                         d, r = await measure(direct, routed, x[:batch], requests=args.requests,
                                              concurrency=concurrency, warmup=args.warmup)
+                        cpu = (cpu_seconds(pid) - before) / (r.size + args.warmup)
                         row = summarise(strategy, protocol, batch, concurrency, d, r)
+                        row["router_cpu_us"] = round(cpu * 1e6)
                         print(format_row(row), flush=True)
                         results.append(row)
         finally:
@@ -218,14 +230,14 @@ def summarise(strategy: str, protocol: str, batch: int, concurrency: int,
 
 HEADER = (f"{'strategy':8} {'proto':5} {'rows':>4} {'conc':>4} {'direct p50':>10} "
           f"{'direct p99':>10} {'router p50':>10} {'router p99':>10} {'x p50':>6} "
-          f"{'x p99':>6} {'+p50 ms':>8}")
+          f"{'x p99':>6} {'+p50 ms':>8} {'router cpu us':>13}")
 
 
 def format_row(r: dict[str, object]) -> str:
     return (f"{r['strategy']:8} {r['protocol']:5} {r['rows']:>4} {r['concurrency']:>4} "
             f"{r['direct_p50_ms']:>10} {r['direct_p99_ms']:>10} {r['router_p50_ms']:>10} "
             f"{r['router_p99_ms']:>10} {r['ratio_p50']:>6} {r['ratio_p99']:>6} "
-            f"{r['overhead_p50_ms']:>8}")
+            f"{r['overhead_p50_ms']:>8} {r['router_cpu_us']:>13}")
 
 
 def main() -> int:

@@ -104,7 +104,7 @@ def mlp(hidden: tuple[int, ...] = (16, 8), seed: int = 0, classes: int = 2
     clf = MLPClassifier(hidden_layer_sizes=hidden, max_iter=400, random_state=seed).fit(z, y)
 
     nodes, inits = _scaling(x, "input", "h0")
-    layers = list(zip(clf.coefs_, clf.intercepts_))
+    layers = list(zip(clf.coefs_, clf.intercepts_, strict=True))
     for i, (w, b) in enumerate(layers):
         inits += [numpy_helper.from_array(w.astype(np.float32), f"w{i}"),
                   numpy_helper.from_array(b.astype(np.float32), f"b{i}")]

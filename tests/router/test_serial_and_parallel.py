@@ -67,7 +67,7 @@ def concatenated(server_of: dict[str, RunningServer], router_dir: Path
 def run_onnx(path: Path, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
-    return dict(zip(names, session.run(names, feed)))
+    return dict(zip(names, session.run(names, feed), strict=True))
 
 
 @pytest.mark.parametrize("protocol", ["http", "grpc"])

@@ -48,7 +48,7 @@ def average(arrays: Sequence[np.ndarray], weights: Sequence[float] | None = None
         weights = [1.0] * len(arrays)
     total = float(sum(weights))
     mean = arrays[0].astype(np.float64) * (weights[0] / total)
-    for array, weight in zip(arrays[1:], weights[1:]):
+    for array, weight in zip(arrays[1:], weights[1:], strict=True):
         mean += array * (weight / total)
     return mean.astype(arrays[0].dtype, copy=False)
 

@@ -181,7 +181,7 @@ def merge_shapes(a: Sequence[int], b: Sequence[int]) -> tuple[int, ...] | None:
     if len(a) != len(b):
         return None
     merged = []
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         if x == -1 or x == y:
             merged.append(y)
         elif y == -1:

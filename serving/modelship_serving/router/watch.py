@@ -41,7 +41,7 @@ async def fetch_metadata(members: Sequence[Member], *, retries: int = 0
                                    return_exceptions=True)
     found: dict[str, dict[str, Any]] = {}
     problems: dict[str, str] = {}
-    for member, result in zip(members, results):
+    for member, result in zip(members, results, strict=True):
         if isinstance(result, InferenceError):
             problems[member.name] = result.message
         elif isinstance(result, BaseException):
