@@ -62,14 +62,15 @@ def run_demo(keep: bool) -> int:
         targets["bc-vote"] = f"{router}:8002"
         url = s.start_prometheus(env, targets)
         s.say(f"==> Prometheus at {url} scrapes every server; after a little more traffic:")
-        for _ in range(5):
-            s.infer_http(address, "breast-cancer", split.features[:8])
+        # Drift is scored once the server's window holds 200 rows.
+        for _ in range(4):
+            s.infer_http(address, "breast-cancer", split.features)
         time.sleep(3)
         for query in ('sum by (job) (nv_inference_count)',
                       'sum by (job) (nv_inference_request_success)',
                       'max by (job) (modelship_drift_score)'):
             s.wait_for(lambda q=query: s.prometheus_query(url, q), f"{query} in Prometheus",
-                       timeout=30)
+                       timeout=60)
             s.say(f"    {query}")
             for series in s.prometheus_query(url, query):
                 s.say(f"      {series['metric'].get('job', '?'):14s} {series['value'][1]}")

@@ -132,30 +132,34 @@ def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any]:
 
 # -- models ------------------------------------------------------------------
 
-def pretrain(env: Environment, model: str, hidden: list[int], *, seed: int = 0) -> Path:
-    """Version 1 of ``model`` on the demo's volume, trained on rows 0-199."""
-    repository = env.node.pvc_path(NAMESPACE, "models")
-    done = subprocess.run(
-        [sys.executable, "-m", "modelship_serving.training.pretrain",
-         "--dataset", "sklearn://breast_cancer?rows=0:200", "--task", "classification",
-         "--num-classes", "2", "--out", str(repository), "--model-name", model,
-         "--hidden-sizes", ",".join(map(str, hidden)), "--seed", str(seed), "--epochs", "30"],
-        capture_output=True, text=True, timeout=600,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"pre-training {model} failed: {done.stdout[-800:]}"
-                           f"{done.stderr[-800:]}")
-    return repository / model / "1"
+def _pretrain_command(repository: Path, model: str, hidden: list[int], seed: int) -> list[str]:
+    return [sys.executable, "-m", "modelship_serving.training.pretrain",
+            "--dataset", "sklearn://breast_cancer?rows=0:200", "--task", "classification",
+            "--num-classes", "2", "--out", str(repository), "--model-name", model,
+            "--hidden-sizes", ",".join(map(str, hidden)), "--seed", str(seed), "--epochs", "30"]
 
 
 def prepare_models(env: Environment) -> None:
+    """Version 1 of each model on the demo's volume, trained on rows 0-199 (in parallel)."""
     say("==> Pre-training version 1 of each model on rows 0-199 of breast cancer")
     env.kubectl("create", "namespace", NAMESPACE)
     env.kubectl("apply", "-n", NAMESPACE, "-f", str(REPO / "examples/demo/storage.yaml"))
-    for i, (name, hidden) in enumerate({"breast-cancer": [32, 16], **MEMBERS}.items()):
-        started = time.monotonic()
-        pretrain(env, name, hidden, seed=i)
-        say(f"    {name}: MLP {hidden} in {time.monotonic() - started:.1f}s")
+    repository = env.node.pvc_path(NAMESPACE, "models")
+    started = time.monotonic()
+    runs = {
+        name: subprocess.Popen(
+            _pretrain_command(repository, name, hidden, seed),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            # One thread each: the runs share the machine's cores between them.
+            env={**os.environ, "OMP_NUM_THREADS": "1", "MODELSHIP_CPU_LIMIT": "1"},
+        )
+        for seed, (name, hidden) in enumerate({"breast-cancer": [32, 16], **MEMBERS}.items())
+    }
+    for name, proc in runs.items():
+        output, _ = proc.communicate(timeout=900)
+        if proc.returncode != 0:
+            raise RuntimeError(f"pre-training {name} failed: {output[-1500:].decode()}")
+        say(f"    {name}: version 1 written ({time.monotonic() - started:.0f}s)")
 
 
 def apply_examples(env: Environment) -> None:

@@ -36,9 +36,14 @@ def run(
 
     port = metrics_port if metrics_port is not None else int(
         os.environ.get("MODELSHIP_METRICS_PORT", "9090"))
+    # Where the pod's network is the host's (a development node), the node
+    # names the address this pod may bind; elsewhere every address is ours.
+    address = os.environ.get("MODELSHIP_BIND_ADDRESS", "0.0.0.0")
+    if liveness and address != "0.0.0.0":
+        liveness = liveness.replace("//0.0.0.0:", f"//{address}:", 1)
     if port:
-        start_http_server(port)
-        log.info("Operator metrics are served on port %d at /metrics.", port)
+        start_http_server(port, addr=address)
+        log.info("Operator metrics are served on %s:%d at /metrics.", address, port)
     asyncio.run(kopf.operator(
         clusterwide=all_namespaces,
         namespaces=list(namespaces),

@@ -29,10 +29,38 @@ def wait_until(predicate, what: str, timeout: float = 60.0, interval: float = 0.
 
 
 @pytest.fixture(scope="session")
-def crds_installed(control_plane: ControlPlane) -> ControlPlane:
-    control_plane.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
-    control_plane.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
-    return control_plane
+def operator_plane() -> Iterator[ControlPlane]:
+    """A control plane of the operator tests' own, with no node.
+
+    The tests play the kubelet by writing pod statuses themselves; a
+    development node registered by another test folder would run the pods and
+    overwrite what they wrote, so these tests keep a cluster to themselves.
+    """
+    plane = ControlPlane.start()
+    try:
+        yield plane
+    finally:
+        plane.stop()
+
+
+@pytest.fixture
+def namespace(operator_plane: ControlPlane, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A namespace of the test's own in the operator tests' control plane."""
+    base = request.node.name.lower().replace("_", "-")[:40].strip("-")
+    name = f"t-{base}-{os.urandom(3).hex()}"
+    operator_plane.kubectl("create", "namespace", name)
+    try:
+        yield name
+    finally:
+        operator_plane.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="session")
+def crds_installed(operator_plane: ControlPlane) -> ControlPlane:
+    operator_plane.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
+    operator_plane.kubectl("wait", "--for=condition=Established", "crd", "--all",
+                           "--timeout=60s")
+    return operator_plane
 
 
 @pytest.fixture(scope="session")

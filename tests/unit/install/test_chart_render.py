@@ -231,7 +231,8 @@ def test_the_service_monitor_appears_only_where_prometheus_operator_is_served():
     assert "ServiceMonitor" not in without.kinds()
     monitor = with_api.one("ServiceMonitor")
     assert monitor["spec"]["endpoints"] == [{"port": "http-metrics", "path": "/metrics",
-                                             "interval": "30s", "scrapeTimeout": "10s"}]
+                                             "interval": "30s", "scrapeTimeout": "10s",
+                                             "honorLabels": True}]
     assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["modelship-system"]}
     assert monitor["spec"]["selector"]["matchLabels"].items() <= (
         with_api.one("Service")["metadata"]["labels"].items())
