@@ -7,12 +7,16 @@ to one, a metric that fits the task, a URI it can read) is checked before any
 data is touched, and the error names the field and the value it got.
 
 Field names are camelCase as in the CRD; unknown fields are refused so a typo
-in a manifest is not silently ignored.
+in a manifest is not silently ignored. The one exception is the top level of
+``fineTuning``: the operator passes the spec on whole, and a field only the
+operator reads (a trigger, a history limit) is dropped with a warning rather
+than failing the Job.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -29,6 +33,8 @@ from pydantic.alias_generators import to_camel
 
 from .errors import InvalidConfig
 from .uris import parse_uri
+
+logger = logging.getLogger(__name__)
 
 CONFIG_ENV = "MODELSHIP_TRAINER_CONFIG"
 
@@ -196,6 +202,20 @@ def _describe(error: ValidationError) -> str:
     return "; ".join(lines)
 
 
+def _drop_operator_fields(data: dict[str, Any]) -> dict[str, Any]:
+    spec = data.get("fineTuning")
+    if not isinstance(spec, dict):
+        return data
+    known = {f.alias or name for name, f in FineTuning.model_fields.items()}
+    known |= set(FineTuning.model_fields)
+    unknown = sorted(set(spec) - known)
+    if not unknown:
+        return data
+    logger.warning("Ignoring fineTuning field(s) the trainer does not use: %s.",
+                   ", ".join(unknown))
+    return {**data, "fineTuning": {k: v for k, v in spec.items() if k not in unknown}}
+
+
 def parse_config(raw: str | bytes | dict[str, Any]) -> TrainerConfig:
     """Parses and validates a config; raises InvalidConfig naming each bad field."""
     try:
@@ -204,6 +224,7 @@ def parse_config(raw: str | bytes | dict[str, Any]) -> TrainerConfig:
         raise InvalidConfig(f"the config is not JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise InvalidConfig(f"the config must be a JSON object, got {type(data).__name__}")
+    data = _drop_operator_fields(data)
     try:
         return TrainerConfig.model_validate(data)
     except ValidationError as exc:

@@ -62,9 +62,16 @@ def test_an_unknown_optimizer_is_refused() -> None:
     assert "optimizer" in message and "lbfgs" in message
 
 
-def test_a_misspelt_field_is_refused_rather_than_ignored() -> None:
-    message = error_of(config(hyperParameter={"epochs": 3}))
-    assert "fineTuning.hyperParameter" in message
+def test_a_misspelt_hyper_parameter_is_refused_rather_than_ignored() -> None:
+    message = error_of(config(hyperParameters={"epoch": 3}))
+    assert "fineTuning.hyperParameters.epoch" in message
+
+
+def test_a_fine_tuning_field_only_the_operator_reads_is_dropped_with_a_warning(
+        caplog: pytest.LogCaptureFixture) -> None:
+    parsed = parse_config(config(historyLimit=5))
+    assert parsed.fine_tuning.task == "classification"
+    assert "historyLimit" in caplog.text
 
 
 def test_a_metric_of_the_other_task_is_refused() -> None:
