@@ -4,7 +4,8 @@
 
 Two modelship-server processes host the members (breast-cancer classifiers,
 a scaler and a classifier on scaled input, as in tests/router); one
-modelship-router per ensemble calls them over gRPC. For each strategy the
+modelship-router per ensemble calls them (over HTTP, its default;
+`--member-protocol grpc` for the other). For each strategy the
 "direct" client does the router's job itself with tritonclient's asyncio
 clients: a voting client calls the three classifiers at once and votes with
 the router's own numpy code; a serial client calls the scaler, then the
@@ -247,7 +248,7 @@ def main() -> int:
     p.add_argument("--batches", type=int, nargs="+", default=[1, 32])
     p.add_argument("--concurrency", type=int, nargs="+", default=[1, 8])
     p.add_argument("--protocols", nargs="+", default=["grpc", "http"])
-    p.add_argument("--member-protocol", choices=["grpc", "http"], default="grpc")
+    p.add_argument("--member-protocol", choices=["grpc", "http"], default="http")
     p.add_argument("--json", type=Path, help="also write the results here")
     args = p.parse_args()
 

@@ -28,12 +28,14 @@ def mismatched_voting(server_of: dict[str, RunningServer]) -> dict:
                         member("wide", server_of["three_class"], "three_class")]}
 
 
+@pytest.mark.parametrize("member_protocol", ["grpc", "http"])
 def test_a_member_that_goes_down_fails_requests_with_an_error_naming_it(
-        server_of: dict[str, RunningServer], member_repositories: dict[str, Path],
-        router_dir: Path) -> None:
+        member_protocol: str, server_of: dict[str, RunningServer],
+        member_repositories: dict[str, Path], router_dir: Path) -> None:
     doomed = start_server(member_repositories["b"], router_dir / "doomed.log")
+    address = doomed.grpc_url if member_protocol == "grpc" else f"http://{doomed.http_url}"
     config = {"name": "losing-a-member", "strategy": "voting", "timeoutSeconds": 2,
-              "retries": 1,
+              "retries": 1, "memberProtocol": member_protocol,
               "members": [member("logreg", server_of["logreg"], "logreg"),
                           member("mlp", doomed, "mlp"),
                           member("weak", server_of["weak"], "weak")]}
@@ -46,13 +48,13 @@ def test_a_member_that_goes_down_fails_requests_with_an_error_naming_it(
         with pytest.raises(InferenceServerException) as http_error:
             infer("http", router.http_url, "losing-a-member", {"input": rows}, ["label"])
         assert http_error.value.status() == "502"
-        assert f"member 'mlp' ({doomed.grpc_url}) failed after 2 attempts" in \
+        assert f"member 'mlp' ({address}) failed after 2 attempts" in \
             http_error.value.message()
 
         with pytest.raises(InferenceServerException) as grpc_error:
             infer("grpc", router.grpc_url, "losing-a-member", {"input": rows}, ["label"])
         assert grpc_error.value.status() == "StatusCode.UNAVAILABLE"
-        assert f"member 'mlp' ({doomed.grpc_url}) failed" in grpc_error.value.message()
+        assert f"member 'mlp' ({address}) failed" in grpc_error.value.message()
 
         # An outage is reported per request; the ensemble's config still holds.
         assert router.get("/v2/health/ready")[0] == 200
@@ -133,7 +135,7 @@ def test_check_config_names_an_unreachable_member(router_dir: Path) -> None:
                            "grpcUrl": f"127.0.0.1:{port}", "model": n} for n in ("a", "b")]}
     result = check_config(config, router_dir)
     assert result.returncode == 1
-    assert f"member 'a' (127.0.0.1:{port}) failed" in result.stderr
+    assert f"member 'a' (http://127.0.0.1:{port}) failed" in result.stderr
 
 
 def test_an_invalid_config_file_exits_1_naming_the_field(router_dir: Path) -> None:

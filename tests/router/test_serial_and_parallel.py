@@ -45,7 +45,7 @@ def pipeline(server_of: dict[str, RunningServer], router_dir: Path
 def _parallel(name: str, combine: str, server_of: dict[str, RunningServer], directory: Path
               ) -> Iterator[RunningRouter]:
     config = {"name": name, "strategy": "parallel", "parallel": {"combine": combine},
-              "memberProtocol": "http",
+              "memberProtocol": "grpc",
               "members": [member(m, server_of[m], m) for m in PARALLEL]}
     router = start_router(config, directory)
     yield router

@@ -115,8 +115,11 @@ class EnsembleConfig(_Model):
     voting: VotingConfig | None = None
     timeout_seconds: float = Field(10.0, gt=0, le=3600)
     retries: int = Field(2, ge=0, le=10)
+    # HTTP by default: with keep-alive, tritonclient's aiohttp client answered
+    # 0.3-0.7 ms sooner than its gRPC one per routed request here
+    # (benchmarks/router/RESULTS.md); members serve both alike.
     member_protocol: Literal["grpc", "http"] = Field(
-        "grpc", description="How the router calls members (both speak the same protocol)")
+        "http", description="How the router calls members (both speak the same protocol)")
 
     @field_validator("outputs", mode="before")
     @classmethod

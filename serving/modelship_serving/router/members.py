@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+import aiohttp
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
@@ -106,8 +107,10 @@ def _classify(exc: BaseException) -> _Failure:
                         if status else detail)
     if isinstance(exc, TimeoutError):
         return _Failure("timeout", "the call timed out")
-    if isinstance(exc, OSError):  # aiohttp's connection errors are OSErrors too
-        return _Failure("retry", f"cannot connect: {exc}")
+    # NB: a kept-alive connection to a member that restarted fails on reuse with
+    # aiohttp's ServerDisconnectedError, which is not an OSError; both are retried.
+    if isinstance(exc, (OSError, aiohttp.ClientConnectionError)):
+        return _Failure("retry", f"cannot connect: {str(exc) or type(exc).__name__}")
     return _Failure("other", f"{type(exc).__name__}: {exc}")
 
 

@@ -31,7 +31,7 @@ def test_the_operators_camel_case_config_parses_with_defaults() -> None:
     assert config.outputs is not None
     assert (config.outputs["probability"].member, config.outputs["probability"].output) == \
         ("classify", "probabilities")
-    assert config.member_protocol == "grpc" and config.timeout_seconds == 10
+    assert config.member_protocol == "http" and config.timeout_seconds == 10
 
 
 def test_a_member_version_may_be_a_number_or_text_of_digits() -> None:

@@ -47,6 +47,16 @@ async def test_unavailable_and_unreachable_members_are_retried_until_they_answer
     assert transport.calls == 3
 
 
+async def test_a_kept_alive_connection_the_member_closed_is_retried() -> None:
+    import aiohttp
+
+    transport = FakeTransport("http://10.0.0.7:8000", answer=answer,
+                              failures=[aiohttp.ServerDisconnectedError()])
+    out = await member(transport).infer({"x": np.array([1.0])}, ["y"])
+    np.testing.assert_array_equal(out["y"], [2.0])
+    assert transport.calls == 2
+
+
 async def test_a_member_still_unavailable_after_its_retries_fails_naming_it() -> None:
     registry = CollectorRegistry()
     metrics = MemberMetrics(registry, "ens", ["mlp"])
