@@ -117,7 +117,7 @@ def stats_of(url: str, model: str) -> tuple[int, int]:
 
 def in_process(path: Path, rows: np.ndarray, batch: int, threads: int, duration: float
                ) -> float:
-    """Inferences per second of in-process onnxruntime at `batch` (server's options)."""
+    """Inferences per second of in-process onnxruntime at `batch`, on `threads` threads."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1

@@ -53,7 +53,8 @@ def report(points: list[Point], limits: dict[tuple[int, str, int], float], *,
     for (_, model, size), value in limits.items():
         by_batch[(model, size)].append(value)
     out.append("")
-    out.append("In-process onnxruntime, same session options (inferences/s, median of rounds): "
+    out.append("In-process onnxruntime, one intra-op thread a core (inferences/s, median "
+               "of rounds): "
                + ", ".join(f"{m} batch {b}: {statistics.median(v):.0f}"
                            for (m, b), v in sorted(by_batch.items())))
 

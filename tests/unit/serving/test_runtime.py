@@ -126,5 +126,7 @@ def test_cpu_limit_comes_from_the_env_then_the_cgroup_quota(tmp_path):
     assert cpu_limit({"MODELSHIP_CPU_LIMIT": "500m"}, tmp_path) == 0.5
     (tmp_path / "cpu.max").write_text("150000 100000\n")
     assert cpu_limit({}, tmp_path) == min(1.5, cpu_limit({}, tmp_path / "none"))
+    assert thread_count(2) == 1  # one core stays with the event loop
+    assert thread_count(8) == 7
     assert thread_count(4, instances=2) == 2
     assert thread_count(0.5) == 1
