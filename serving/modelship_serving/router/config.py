@@ -113,8 +113,10 @@ class EnsembleConfig(_Model):
     outputs: dict[str, OutputSource] | None = None
     parallel: ParallelConfig | None = None
     voting: VotingConfig | None = None
-    timeout_seconds: float = Field(10.0, gt=0, le=3600)
-    retries: int = Field(2, ge=0, le=10)
+    timeout_seconds: float = Field(10.0, gt=0, le=3600,
+                                   description="Limit of each attempt of each member call")
+    retries: int = Field(2, ge=0, le=10, description="Extra attempts after a failure that is "
+                         "safe to repeat (unreachable, UNAVAILABLE / 503)")
     # HTTP by default: with keep-alive, tritonclient's aiohttp client answered
     # 0.3-0.7 ms sooner than its gRPC one per routed request here
     # (benchmarks/router/RESULTS.md); members serve both alike.

@@ -173,30 +173,39 @@ class EnsembleRouter:
         request_id = request.id or new_request_id()
         with request_context(request_id, request.model_name):
             plan, signature = self._ready_plan(request.model_name, request.model_version)
+            # "Pending" for an ensemble: requests waiting on their members.
+            self.stats.request_queued()
             try:
-                feed, _ = signature.check_inputs(request.inputs)
-                signature.check_outputs(request.outputs)
-                checked = time.perf_counter_ns()
-                outputs = await strategies.run(plan, feed, self._caller(request_id))
-                answered = time.perf_counter_ns()
-                response = _response(request, plan, signature, outputs)
-            except InferenceError as exc:
-                self._failed(start, protocol, exc)
-                raise
-            except Exception as exc:
-                error = InternalError(f"ensemble '{self.name}' failed: {exc}")
-                self._failed(start, protocol, error)
-                raise error from exc
+                return await self._run(request, request_id, plan, signature, start, protocol)
+            finally:
+                self.stats.request_dequeued()
 
-            # As Triton counts an ensemble: input is checking the request, infer is
-            # the members' work (and combining it), output is building the response.
-            elapsed = time.perf_counter_ns() - start
-            timing = {"input_ns": checked - start, "infer_ns": answered - checked,
-                      "output_ns": elapsed - (answered - start)}
-            self.stats.batch_done(batch_size=_rows(feed), **timing)
-            self.stats.request_done(ok=True, duration_ns=elapsed, **timing)
-            self._observe(protocol, elapsed)
-            return response
+    async def _run(self, request: InferRequest, request_id: str, plan: EnsemblePlan,
+                   signature: Signature, start: int, protocol: str) -> InferResponse:
+        try:
+            feed, _ = signature.check_inputs(request.inputs)
+            signature.check_outputs(request.outputs)
+            checked = time.perf_counter_ns()
+            outputs = await strategies.run(plan, feed, self._caller(request_id))
+            answered = time.perf_counter_ns()
+            response = _response(request, plan, signature, outputs)
+        except InferenceError as exc:
+            self._failed(start, protocol, exc)
+            raise
+        except Exception as exc:
+            error = InternalError(f"ensemble '{self.name}' failed: {exc}")
+            self._failed(start, protocol, error)
+            raise error from exc
+
+        # Triton's timing fields, read for an ensemble: input is checking the request,
+        # infer is the members' work and combining it, output is building the response.
+        elapsed = time.perf_counter_ns() - start
+        timing = {"input_ns": checked - start, "infer_ns": answered - checked,
+                  "output_ns": elapsed - (answered - start)}
+        self.stats.batch_done(batch_size=_rows(feed), **timing)
+        self.stats.request_done(ok=True, duration_ns=elapsed, **timing)
+        self._observe(protocol, elapsed)
+        return response
 
     def _caller(self, request_id: str) -> strategies.CallMember:
         members = self.members

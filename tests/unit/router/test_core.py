@@ -182,3 +182,23 @@ async def test_requests_are_checked_against_the_ensembles_signature_first(
         await router.infer(request(wrong), protocol="http")
     assert error.value.http_status == 400
     assert transports["a"].calls == transports["b"].calls == 1  # the metadata calls only
+
+
+async def test_requests_waiting_on_members_count_as_pending(
+        closing: list[EnsembleRouter]) -> None:
+    transports = {n: FakeTransport(f"{n}:8001", metadata=classifier_metadata())
+                  for n in ("a", "b")}
+    router = await started(config("voting", ["a", "b"]), transports)
+    closing.append(router)
+    await router.wait_ready()
+
+    transports["a"].hang = True
+    transports["a"].started = asyncio.Event()
+    task = asyncio.create_task(router.infer(request(np.zeros((1, 2), np.float32)),
+                                            protocol="grpc"))
+    await transports["a"].started.wait()
+    assert router.stats_snapshots()[0][2].pending == 1
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert router.stats_snapshots()[0][2].pending == 0
