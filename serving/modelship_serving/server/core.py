@@ -10,7 +10,6 @@ Errors are `InferenceError`s that already carry both status codes.
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -20,6 +19,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 from tritonclient.grpc import service_pb2 as pb
 
 import modelship_serving
+from modelship_serving.monitoring.payload import PayloadLogger
 from modelship_serving.protocol.errors import (
     InferenceError,
     InternalError,
@@ -36,10 +36,9 @@ from modelship_serving.runtime.manager import READY, LoadedVersion, ModelManager
 from modelship_serving.runtime.session import BatchObserver
 from modelship_serving.runtime.stats import StatsSnapshot
 from modelship_serving.server.backend import fill_statistics
-from modelship_serving.server.logs import new_request_id, payload_summary, request_context
+from modelship_serving.server.logs import new_request_id, request_context
 
 log = logging.getLogger(__name__)
-payload_log = logging.getLogger("modelship_serving.payload")
 
 SERVER_NAME = "modelship"
 EXTENSIONS = ["model_repository", "model_configuration", "statistics", "binary_tensor_data",
@@ -73,6 +72,7 @@ class ModelServer:
         self.startup_models = list(startup_models)
         self.strict_readiness = strict_readiness
         self.payload_log_sample_rate = payload_log_sample_rate
+        self._payloads = PayloadLogger(payload_log_sample_rate)  # scrubs credentials
         self.observers: list[BatchObserver] = list(observers)
         # NB: prometheus_client treats registry=None as "do not register".
         self.registry: CollectorRegistry = registry if registry is not None else REGISTRY
@@ -182,9 +182,10 @@ class ModelServer:
                 input_ns=timing.input_ns, infer_ns=timing.infer_ns, output_ns=timing.output_ns,
             )
             self._observe_latency(model, protocol, elapsed)
-            if self.payload_log_sample_rate and random.random() < self.payload_log_sample_rate:
-                payload_log.info("Sampled payload of request %s.", request_id, extra={
-                    "payload": payload_summary(feed, result.outputs)})
+            if self.payload_log_sample_rate:
+                self._payloads.maybe_log(
+                    request_id=request_id, model=model.name, version=model.version_str,
+                    inputs=feed, outputs=result.outputs, parameters=request.parameters)
             return response
 
     def _failed(self, model: LoadedVersion, start: int, protocol: str,

@@ -19,7 +19,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
 
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 _model: contextvars.ContextVar[str] = contextvars.ContextVar("model", default="")
@@ -28,8 +27,6 @@ _prefix = f"{os.getpid():x}"
 
 # Fields of every LogRecord; anything else on a record came in through `extra`.
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
-
-PAYLOAD_ELEMENTS = 16
 
 
 def new_request_id() -> str:
@@ -100,18 +97,3 @@ def configure(fmt: str = "json", level: str = "INFO") -> None:
     root.setLevel(level)
     for noisy in ("uvicorn.access", "uvicorn.error", "grpc"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
-def payload_summary(inputs: dict[str, np.ndarray], outputs: dict[str, np.ndarray]
-                    ) -> dict[str, Any]:
-    """Tensors of a sampled request, each cut to its first elements."""
-
-    def describe(array: np.ndarray) -> dict[str, Any]:
-        flat = array.reshape(-1)[:PAYLOAD_ELEMENTS]
-        values = [v.decode("utf-8", "replace") if isinstance(v, bytes) else v
-                  for v in flat.tolist()]
-        return {"shape": list(array.shape), "dtype": str(array.dtype), "head": values,
-                "truncated": array.size > PAYLOAD_ELEMENTS}
-
-    return {"inputs": {k: describe(v) for k, v in inputs.items()},
-            "outputs": {k: describe(v) for k, v in outputs.items()}}

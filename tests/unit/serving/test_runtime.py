@@ -111,14 +111,17 @@ async def test_errors_name_the_tensor_and_what_is_wrong(repo):
     await server.close()
 
 
-async def test_payload_logging_is_sampled_and_truncated(repo, caplog):
+async def test_payload_logging_is_sampled_truncated_and_scrubbed(repo, caplog):
     save(repo, "m", identity(dims=[None, 40]))
     server = await started(repo, payload_log_sample_rate=1.0)
-    caplog.set_level(logging.INFO, logger="modelship_serving.payload")
-    await server.infer(request("m", width=40), protocol="test")
-    record = [r for r in caplog.records if r.name == "modelship_serving.payload"][0]
+    caplog.set_level(logging.INFO, logger="modelship_serving.monitoring.payload")
+    sent = request("m", width=40)
+    sent.parameters = {"token": "s3cr3t-value"}
+    await server.infer(sent, protocol="test")
+    record = [r for r in caplog.records if hasattr(r, "payload")][0]
     assert record.payload["inputs"]["INPUT0"]["truncated"] is True
-    assert len(record.payload["inputs"]["INPUT0"]["head"]) == 16
+    assert len(record.payload["inputs"]["INPUT0"]["data"]) == 16
+    assert "s3cr3t-value" not in str(record.payload)
     await server.close()
 
 
