@@ -144,3 +144,52 @@ def test_a_failing_fine_tuning_job_shows_its_reason_and_loses_nothing(demo):
     assert (env.node.pvc_path(s.NAMESPACE, "models") / "bc-small" / "1" / "model.onnx").is_file()
     assert not (env.node.pvc_path(s.NAMESPACE, "models") / "bc-small" / "2").exists()
     assert s.condition(env.get("md", "bc-small", "-n", s.NAMESPACE), "Ready")["status"] == "True"
+
+
+DIABETES = """
+apiVersion: modelship.io/v1alpha1
+kind: ModelDeployment
+metadata: {name: diabetes}
+spec:
+  model: {format: onnx, storageUri: pvc://models/diabetes}
+  runtime:
+    batching: {maxBatchSize: 64}
+  fineTuning:
+    baseModel: {architecture: mlp, uri: pvc://models/diabetes/1}
+    dataset: {uri: "sklearn://diabetes?rows=150:442"}
+    task: regression
+    hyperParameters: {learningRate: 0.005, epochs: 40, seed: 3}
+    promotion: {metric: rmse, threshold: 100}
+"""
+
+
+def test_a_regression_model_is_fine_tuned_served_and_answers_as_pytorch_does(demo):
+    import subprocess
+    import sys
+
+    import torch
+
+    env, _ = demo
+    repository = env.node.pvc_path(s.NAMESPACE, "models")
+    subprocess.run(
+        [sys.executable, "-m", "modelship_serving.training.pretrain",
+         "--dataset", "sklearn://diabetes?rows=0:150", "--task", "regression",
+         "--out", str(repository), "--model-name", "diabetes", "--epochs", "30"],
+        check=True, capture_output=True, timeout=600)
+    env.kubectl("apply", "-n", s.NAMESPACE, "-f", "-", input=DIABETES)
+    s.wait_ready(env, "md", "diabetes")
+
+    md = s.wait_for_promotion(env, "diabetes")
+
+    assert s.condition(md, "FineTuned")["status"] == "True", md["status"]
+    assert md["status"]["servingVersion"] == 2
+    split = s.held_out_split(md)
+    address = env.node.service_address(s.NAMESPACE, "diabetes-predictor")
+    served = s.infer_grpc(address, "diabetes", split.features)["prediction"]
+    scripted = torch.jit.load(str(repository / "diabetes" / "2" / "model.pt"))
+    with torch.no_grad():
+        expected = scripted(torch.from_numpy(split.features)).numpy()
+    np.testing.assert_allclose(served.reshape(-1), expected.reshape(-1), rtol=1e-4, atol=1e-3)
+    rmse = float(np.sqrt(np.mean((served.reshape(-1) - split.labels) ** 2)))
+    recorded = md["status"]["versions"][-1]["metrics"]["rmse"]
+    assert rmse == pytest.approx(recorded, rel=1e-3)

@@ -218,8 +218,10 @@ def held_out_split(md: dict[str, Any]) -> TestSplit:
     config = parse_config({"modelName": "x", "version": 1, "outputRepository": "/tmp",
                            "fineTuning": md["spec"]["fineTuning"]})
     data = prepare_data(config)
+    classification = md["spec"]["fineTuning"]["task"] == "classification"
+    labels = data.y[data.test]
     return TestSplit(features=data.x[data.test].astype(np.float32),
-                     labels=data.y[data.test].astype(np.int64))
+                     labels=labels.astype(np.int64) if classification else labels)
 
 
 def _chunks(features: np.ndarray, size: int) -> Iterator[np.ndarray]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 
@@ -26,6 +28,20 @@ spec:
   - {name: first, deployment: alpha}
   - {name: second, deployment: beta}
 """
+
+
+def capture(plane: ControlPlane, namespace: str, name: str, expect: str, description: str):
+    """Save the object as the operator wrote it, for the Argo CD health-check tests."""
+    folder = os.environ.get("MODELSHIP_CAPTURE_FIXTURES")
+    if not folder:
+        return
+    obj = get(plane, "me", "vote", "-n", namespace)
+    for noisy in ("managedFields", "uid", "resourceVersion", "creationTimestamp"):
+        obj["metadata"].pop(noisy, None)
+    obj["metadata"]["namespace"] = "demo"
+    Path(folder, f"operator-me-{name}.json").write_text(json.dumps(
+        {"description": description, "expect": {"status": expect}, "object": obj},
+        indent=2, sort_keys=True) + "\n")
 
 
 def ensemble_status(plane: ControlPlane, namespace: str) -> dict:
@@ -64,6 +80,7 @@ def test_an_ensemble_names_a_deleted_member_and_recovers_when_it_returns(
         return s if condition(s, "Ready").get("status") == "True" else None
     status = wait_until(ready, "the ensemble to be Ready")
     assert (status["memberCount"], status["readyMembers"]) == (2, 2)
+    capture(operator, namespace, "ready", "Healthy", "every member and the router ready")
 
     operator.kubectl("delete", "md", "beta", "-n", namespace)
 
@@ -76,6 +93,8 @@ def test_an_ensemble_names_a_deleted_member_and_recovers_when_it_returns(
     assert "second: ModelDeployment beta does not exist" in members["message"]
     assert status["readyMembers"] == 1
     assert status["phase"] in ("Degraded", "Pending")
+    capture(operator, namespace, "member-deleted", "Degraded" if status["phase"] == "Degraded"
+            else "Progressing", "a member's ModelDeployment was deleted")
 
     ready_member(operator, namespace, "beta")
     status = wait_until(ready, "the ensemble to recover")

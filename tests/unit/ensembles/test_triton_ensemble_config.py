@@ -91,3 +91,30 @@ def test_the_triton_ensemble_server_fetches_every_member_and_the_ensemble_model(
     assert pod["containers"][0]["command"] == ["tritonserver"]
     text_format.Parse(config_map["data"]["config.pbtxt"], mc.ModelConfig())
     assert {p["name"] for p in service["spec"]["ports"]} == {"http", "grpc", "metrics"}
+
+
+@pytest.mark.parametrize("example", ["ensemble-voting.yaml", "ensemble-weighted.yaml",
+                                     "ensemble-serial.yaml", "ensemble-parallel.yaml"])
+def test_the_router_accepts_the_config_the_operator_writes(example):
+    from modelship_serving.router.config import parse_config
+
+    docs = objects(example)
+    ensembles = [d for d in docs.values() if d["kind"] == "ModelEnsemble"]
+    for body in ensembles:
+        me = ModelEnsemble.from_k8s(body)
+        members = []
+        for m in me.spec.members:
+            md_body = docs.get(m.deployment) or {
+                "apiVersion": "modelship.io/v1alpha1", "kind": "ModelDeployment",
+                "metadata": {"name": m.deployment, "namespace": "ml", "uid": "u"},
+                "spec": {"model": {"format": "onnx", "storageUri": f"pvc://models/{m.deployment}"}},
+            }
+            members.append(ensemble.ResolvedMember(
+                m.name, ModelDeployment.from_k8s(md_body),
+                f"http://{m.deployment}-predictor.ml.svc:8000",
+                f"{m.deployment}-predictor.ml.svc:8001"))
+
+        config = parse_config(ensemble.router_config(me, members))
+
+        assert config.name == me.metadata.name
+        assert [m.name for m in config.members] == [m.name for m in me.spec.members]
