@@ -16,6 +16,7 @@ import collections
 import logging
 import time
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -91,19 +92,22 @@ class Scheduler:
         results = await self.workers.submit(self._execute, [job])
         return results[0]
 
-    def _execute(self, jobs: list[Job]) -> list[JobResult]:
-        """Run a batch in a worker thread and record its statistics."""
+    def _execute(self, jobs: list[Job]
+                 ) -> tuple[list[JobResult], Callable[[], None] | None]:
+        """Run a batch in a worker thread and record its statistics; the second
+        value is what the worker calls after delivering (the observers)."""
         sizes = [j.size for j in jobs]
-        outputs, timing = self.runner.execute([j.feed for j in jobs], sizes)
+        outputs, timing, observe = self.runner.execute([j.feed for j in jobs], sizes)
         total = sum(sizes)
         self.stats.batch_done(batch_size=total, input_ns=timing.input_ns,
                               infer_ns=timing.infer_ns, output_ns=timing.output_ns)
         if self._batch_histogram is not None:
             self._batch_histogram.observe(total)
-        return [
+        results = [
             JobResult(out, timing.start_ns - job.enqueued_ns, timing, total)
             for job, out in zip(jobs, outputs)
         ]
+        return results, observe
 
     def _started(self) -> None:
         self._in_flight += 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -144,8 +144,10 @@ class SessionRunner:
 
     def execute(
         self, feeds: Sequence[dict[str, np.ndarray]], sizes: Sequence[int]
-    ) -> tuple[list[dict[str, np.ndarray]], BatchTiming]:
-        """Outputs of each request in the batch and the time spent per stage.
+    ) -> tuple[list[dict[str, np.ndarray]], BatchTiming, Callable[[], None] | None]:
+        """Outputs of each request in the batch, the time spent per stage, and the
+        call that shows the batch to the observers (None without observers), which
+        the caller makes once the results are on their way.
 
         Raises InvalidArgument when ONNX Runtime rejects the inputs (a value a
         graph cannot take) and InternalError for anything else it raises.
@@ -171,13 +173,13 @@ class SessionRunner:
         outputs = dict(zip(self._output_names, results))
         for name in self._string_outputs & outputs.keys():
             outputs[name] = _to_bytes(outputs[name])
-        self._notify(feed, outputs)
         if len(feeds) == 1:
             split = [outputs]
         else:
             split = _split(outputs, sizes, model=self.model)
         done = time.perf_counter_ns()
-        return split, BatchTiming(start, ready - start, ran - ready, done - ran)
+        observe = (lambda: self._notify(feed, outputs)) if self.observers else None
+        return split, BatchTiming(start, ready - start, ran - ready, done - ran), observe
 
     def _notify(self, feed: dict[str, np.ndarray], outputs: dict[str, np.ndarray]) -> None:
         for observer in self.observers:

@@ -39,8 +39,14 @@ class WorkerThreads:
         for thread in self._threads:
             thread.start()
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
-        """Run fn(*args) in a worker thread; the future resolves on the calling loop."""
+    def submit(self, fn: Callable[..., tuple[Any, Callable[[], None] | None]], *args: Any
+               ) -> asyncio.Future[Any]:
+        """Run fn(*args) in a worker thread; the future resolves on the calling loop.
+
+        `fn` returns (result, then): the result goes to the future, and `then`
+        (when not None) runs in the worker after it is handed over, so work the
+        response does not need (observers) never delays it.
+        """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._queue.put((loop, future, fn, args))
@@ -52,15 +58,20 @@ class WorkerThreads:
             if item is None:
                 return
             loop, future, fn, args = item
-            result, error = None, None
+            result, then, error = None, None, None
             try:
-                result = fn(*args)
+                result, then = fn(*args)
             except BaseException as exc:  # delivered to the awaiting request
                 error = exc
             try:
                 loop.call_soon_threadsafe(_settle, future, result, error)
             except RuntimeError:
                 log.debug("The event loop closed before a result could be delivered.")
+            if then is not None:
+                try:
+                    then()
+                except Exception:
+                    log.exception("A follow-up of a model execution failed.")
 
     def shutdown(self) -> None:
         """Let every thread finish its current call and exit (does not wait)."""

@@ -58,18 +58,21 @@ async def test_requests_with_different_shapes_never_share_a_batch(repo):
     await server.close()
 
 
-async def test_observers_see_every_batch_in_a_worker_thread(repo):
+async def test_observers_see_every_batch_in_a_worker_thread_after_the_response(repo):
     save(repo, "m", identity())
     seen: list[tuple[str, str, list[int], str]] = []
+    done = threading.Event()
 
     class Recorder:
         def observe(self, model, version, inputs, outputs):
             seen.append((model, version, list(inputs["INPUT0"].shape),
                          threading.current_thread().name))
+            done.set()
 
     server = await started(repo)
     server.add_observer(Recorder())
     await server.infer(request("m", rows=3), protocol="test")
+    assert await asyncio.to_thread(done.wait, 10)
     assert seen[0][:3] == ("m", "1", [3, 4])
     assert seen[0][3] != threading.main_thread().name
     await server.close()
@@ -77,14 +80,20 @@ async def test_observers_see_every_batch_in_a_worker_thread(repo):
 
 async def test_a_failing_observer_does_not_fail_the_request(repo, caplog):
     save(repo, "m", identity())
+    after = threading.Event()
 
     class Broken:
         def observe(self, *args):
             raise RuntimeError("observer bug")
 
-    server = await started(repo, observers=[Broken()])
+    class Next:
+        def observe(self, *args):
+            after.set()
+
+    server = await started(repo, observers=[Broken(), Next()])
     response = await server.infer(request("m"), protocol="test")
     assert response.outputs[0].data.shape == (1, 4)
+    assert await asyncio.to_thread(after.wait, 10)  # the next observer still ran
     assert "observer bug" in caplog.text
     await server.close()
 
