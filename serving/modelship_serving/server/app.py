@@ -115,7 +115,7 @@ class ServingProcess:
         address = f"[{opts.host}]" if ":" in opts.host else opts.host
         opts.bound["grpc"] = self._grpc.add_insecure_port(f"{address}:{opts.grpc_port}")
         await self._grpc.start()
-        log.info("Listening: HTTP on %s:%d, gRPC on %s:%d, metrics on %s.", opts.host,
+        log.info("Listening: HTTP on %s:%d, gRPC on %s:%d, metrics on %s:%s.", opts.host,
                  opts.bound["http"], opts.host, opts.bound["grpc"], opts.host,
                  opts.bound.get("metrics", "(off)"))
         await self.core.start()
