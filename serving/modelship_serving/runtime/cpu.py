@@ -23,18 +23,20 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 def cpu_limit(env: dict[str, str] | None = None, cgroup_root: Path = CGROUP_ROOT) -> float:
     """The number of cores this process may use (fractional when the quota is)."""
     env = os.environ if env is None else env
+    available = float(len(os.sched_getaffinity(0)))
     raw = env.get(ENV_VAR, "").strip()
     if raw:
         try:
             value = _parse_quantity(raw)
             if value > 0:
-                return value
+                # Without a limit the downward API reports the node's whole
+                # allocatable CPU; never size pools past the cores we may run on.
+                return min(value, available)
         except ValueError:
             pass
         log.warning("Ignoring %s=%r: not a positive CPU quantity; using the cgroup quota.",
                     ENV_VAR, raw)
     quota = _cgroup_quota(cgroup_root)
-    available = float(len(os.sched_getaffinity(0)))
     return min(quota, available) if quota else available
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import asyncio
 import logging
 import threading
@@ -142,3 +143,10 @@ def test_cpu_limit_comes_from_the_env_then_the_cgroup_quota(tmp_path):
     assert thread_count(8) == 7
     assert thread_count(4, instances=2) == 2
     assert thread_count(0.5) == 1
+
+
+def test_a_cpu_limit_above_the_cores_we_may_use_is_capped_at_them(tmp_path):
+    # With no limit set, the downward API hands the node's allocatable CPU
+    # (64 on the development node) to a process that may run on fewer cores.
+    cores = float(len(os.sched_getaffinity(0)))
+    assert cpu_limit({"MODELSHIP_CPU_LIMIT": "64"}, tmp_path) == min(64.0, cores)
