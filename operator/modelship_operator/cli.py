@@ -57,6 +57,8 @@ def _run(args: argparse.Namespace) -> int:
         liveness=args.liveness,
         peering=args.peering,
         metrics_port=args.metrics_port,
+        log_format=args.log_format,
+        verbose=args.verbose,
     )
     return 0
 
@@ -118,6 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve the operator's Prometheus metrics on this port (default 9090, or "
         "MODELSHIP_METRICS_PORT; 0 turns them off)",
     )
+    run.add_argument(
+        "--log-format",
+        choices=["full", "plain", "json"],
+        default="full",
+        help="log lines as text (full, plain) or JSON objects (json)",
+    )
+    run.add_argument("-v", "--verbose", action="store_true", help="log the flow at debug level")
     run.set_defaults(handler=_run)
     return parser
 

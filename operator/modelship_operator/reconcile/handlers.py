@@ -27,7 +27,7 @@ from modelship_operator.cluster.client import (
     namespace_is_terminating,
 )
 from modelship_operator.cluster.events import EventRecorder
-from modelship_operator.metrics import RECONCILE_SECONDS, RECONCILES
+from modelship_operator.metrics import OBJECTS_BY_PHASE, RECONCILE_SECONDS, RECONCILES
 from modelship_operator.reconcile import deployment as md_reconcile
 from modelship_operator.reconcile import ensemble as me_reconcile
 from modelship_operator.reconcile.queue import Key, WorkQueue
@@ -90,6 +90,7 @@ async def _work(key: Key) -> None:
     finally:
         RECONCILES.labels(key[0], result).inc()
         RECONCILE_SECONDS.labels(key[0]).observe(time.monotonic() - started)
+        _count_phases()
 
 
 @kopf.on.startup()
@@ -113,6 +114,17 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     context.later = _later
     STATE.context = context
     return info
+
+
+def _count_phases() -> None:
+    """Refresh the objects-by-phase gauge from the bodies the watches keep."""
+    counts: Counter[tuple[str, str]] = Counter(
+        (kind, ((body.get("status") or {}).get("phase") or "Pending"))
+        for (kind, _, _), body in STATE.bodies.items()
+    )
+    for kind in ("ModelDeployment", "ModelEnsemble"):
+        for phase in ("Pending", "Progressing", "Ready", "Degraded", "Failed"):
+            OBJECTS_BY_PHASE.labels(kind, phase).set(counts[(kind, phase)])
 
 
 def _later(body: dict[str, Any], delay: float) -> None:

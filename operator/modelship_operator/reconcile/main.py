@@ -27,10 +27,16 @@ def run(
     metrics_port: int | None = None,
     stop_flag: asyncio.Event | None = None,
     ready_flag: asyncio.Event | None = None,
+    log_format: str = "full",
+    verbose: bool = False,
 ) -> None:
     """Run until stopped (SIGTERM/SIGINT or ``stop_flag``)."""
     if not namespaces and not all_namespaces:
         raise ValueError("give namespaces to watch, or all_namespaces=True")
+    # Kopf's own formatter: with json, each line about an object carries its
+    # namespace and name as fields (as Kopf's per-object loggers add them).
+    kopf.configure(verbose=verbose, log_format=kopf.LogFormat[log_format.upper()],
+                   log_refkey="object")
     # Importing registers the handlers with Kopf's default registry.
     from modelship_operator.reconcile import handlers  # noqa: F401
 

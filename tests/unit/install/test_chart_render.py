@@ -60,7 +60,8 @@ def test_the_default_install_watches_every_namespace_with_one_standalone_replica
     assert deployment["spec"]["replicas"] == 1
     assert deployment["spec"]["strategy"]["type"] == "Recreate"
     assert args_of(rendered) == ["run", "--all-namespaces",
-                                 "--liveness=http://0.0.0.0:8080/healthz"]
+                                 "--liveness=http://0.0.0.0:8080/healthz",
+                                 "--log-format=json"]
 
 
 def test_the_probes_call_kopfs_health_endpoint_on_its_named_port():
