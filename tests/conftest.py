@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.harness.controlplane import ControlPlane
+from tests.harness.controlplane import ControlPlane, scratch_namespace
 
 
 @pytest.fixture(scope="session")
@@ -28,10 +28,5 @@ def control_plane() -> Iterator[ControlPlane]:
 @pytest.fixture
 def namespace(control_plane: ControlPlane, request: pytest.FixtureRequest) -> Iterator[str]:
     """A namespace of the test's own, deleted (without waiting) afterwards."""
-    base = request.node.name.lower().replace("_", "-")[:40].strip("-")
-    name = f"t-{base}-{os.urandom(3).hex()}"
-    control_plane.kubectl("create", "namespace", name)
-    try:
+    with scratch_namespace(control_plane, request.node.name) as name:
         yield name
-    finally:
-        control_plane.kubectl("delete", "namespace", name, "--wait=false", check=False)

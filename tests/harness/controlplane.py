@@ -26,6 +26,7 @@ import subprocess
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -350,6 +351,18 @@ class ControlPlane:
         state["data_dir"] = Path(state["data_dir"])
         state["processes"] = [Process(**p) for p in state["processes"]]
         return cls(**state)
+
+
+@contextlib.contextmanager
+def scratch_namespace(plane: ControlPlane, test_name: str) -> Iterator[str]:
+    """A namespace named after the test, deleted (without waiting) afterwards."""
+    base = test_name.lower().replace("_", "-")[:40].strip("-")
+    name = f"t-{base}-{os.urandom(3).hex()}"
+    plane.kubectl("create", "namespace", name)
+    try:
+        yield name
+    finally:
+        plane.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
 def _alive(pid: int) -> bool:

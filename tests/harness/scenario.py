@@ -233,41 +233,38 @@ def _joined(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
 
 
-def infer_http(address: str, model: str, features: np.ndarray, *,
-               batch: int = 16) -> dict[str, np.ndarray]:
-    """Outputs for every row, sent ``batch`` rows a request (within max_batch_size)."""
-    import tritonclient.http as httpclient
+def infer(protocol: str, address: str, model: str, features: np.ndarray, *,
+          batch: int = 16) -> dict[str, np.ndarray]:
+    """Outputs for every row over ``protocol`` (http or grpc), ``batch`` rows a request.
 
-    client = httpclient.InferenceServerClient(f"{address}:8000")
+    Requests stay within the model's max_batch_size, as a client must.
+    """
+    if protocol == "http":
+        import tritonclient.http as client_module
+        url, as_json = f"{address}:8000", {}
+    else:
+        import tritonclient.grpc as client_module  # type: ignore[no-redef]
+        url, as_json = f"{address}:8001", {"as_json": True}
+    client = client_module.InferenceServerClient(url)
     parts = []
     try:
         for chunk in _chunks(features, batch):
-            request = httpclient.InferInput("input", list(chunk.shape), "FP32")
+            request = client_module.InferInput("input", list(chunk.shape), "FP32")
             request.set_data_from_numpy(chunk)
             result = client.infer(model, [request])
-            response = result.get_response()
+            response = result.get_response(**as_json)
             parts.append({o["name"]: result.as_numpy(o["name"]) for o in response["outputs"]})
     finally:
         client.close()
     return _joined(parts)
 
 
-def infer_grpc(address: str, model: str, features: np.ndarray, *,
-               batch: int = 16) -> dict[str, np.ndarray]:
-    import tritonclient.grpc as grpcclient
+def infer_http(address: str, model: str, features: np.ndarray) -> dict[str, np.ndarray]:
+    return infer("http", address, model, features)
 
-    client = grpcclient.InferenceServerClient(f"{address}:8001")
-    parts = []
-    try:
-        for chunk in _chunks(features, batch):
-            request = grpcclient.InferInput("input", list(chunk.shape), "FP32")
-            request.set_data_from_numpy(chunk)
-            result = client.infer(model, [request])
-            response = result.get_response(as_json=True)
-            parts.append({o["name"]: result.as_numpy(o["name"]) for o in response["outputs"]})
-    finally:
-        client.close()
-    return _joined(parts)
+
+def infer_grpc(address: str, model: str, features: np.ndarray) -> dict[str, np.ndarray]:
+    return infer("grpc", address, model, features)
 
 
 def in_process(model_file: Path, features: np.ndarray) -> dict[str, np.ndarray]:

@@ -11,13 +11,13 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import itertools
-import json
 import logging
 import os
 import sys
-import time
 from collections.abc import Iterator
 from typing import Any
+
+from modelship_serving.jsonlog import JsonFormatter
 
 
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
@@ -25,8 +25,6 @@ _model: contextvars.ContextVar[str] = contextvars.ContextVar("model", default=""
 _counter = itertools.count(1)
 _prefix = f"{os.getpid():x}"
 
-# Fields of every LogRecord; anything else on a record came in through `extra`.
-_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
 
 def new_request_id() -> str:
@@ -54,25 +52,6 @@ class RequestContextFilter(logging.Filter):
         if not hasattr(record, "model"):
             record.model = _model.get()
         return True
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per record: time, level, logger, message, context, extras."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        for key, value in vars(record).items():
-            if key not in _STANDARD and value not in ("", None):
-                entry[key] = value
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str, ensure_ascii=False)
 
 
 class TextFormatter(logging.Formatter):

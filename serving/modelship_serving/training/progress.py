@@ -10,42 +10,19 @@ nobody watches a terminal, the JSON lines alone are the record.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
-import time
 from typing import IO, TYPE_CHECKING, Any
 
 from tqdm import tqdm
+
+from modelship_serving.jsonlog import JsonFormatter
 
 if TYPE_CHECKING:
     from .loop import EpochReport
 
 logger = logging.getLogger(__name__)
 
-_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per record; ``extra={"fields": {...}}`` adds keys."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        fields = getattr(record, "fields", None)
-        if isinstance(fields, dict):
-            entry.update(fields)
-        for key, value in record.__dict__.items():
-            if key not in _STANDARD and key != "fields":
-                entry[key] = value
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
 
 
 class _Context(logging.Filter):

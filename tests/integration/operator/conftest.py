@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from kopf.testing import KopfRunner
 
-from tests.harness.controlplane import ControlPlane
+from tests.harness.controlplane import ControlPlane, scratch_namespace
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -46,13 +46,8 @@ def operator_plane() -> Iterator[ControlPlane]:
 @pytest.fixture
 def namespace(operator_plane: ControlPlane, request: pytest.FixtureRequest) -> Iterator[str]:
     """A namespace of the test's own in the operator tests' control plane."""
-    base = request.node.name.lower().replace("_", "-")[:40].strip("-")
-    name = f"t-{base}-{os.urandom(3).hex()}"
-    operator_plane.kubectl("create", "namespace", name)
-    try:
+    with scratch_namespace(operator_plane, request.node.name) as name:
         yield name
-    finally:
-        operator_plane.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
 @pytest.fixture(scope="session")
