@@ -197,3 +197,28 @@ def test_the_entry_point_runs_as_a_command(model_file, tmp_path):
         capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "repo" / "model" / "1" / "model.onnx").is_file()
+
+
+def test_a_reference_named_in_the_spec_is_installed_beside_every_version(
+        model_file, tmp_path, termination_log):
+    reference = {"split": "validation", "samples": 3,
+                 "inputs": {"input": {"features": []}}, "outputs": {}}
+    source = tmp_path / "reference.json"
+    source.write_text(json.dumps(reference))
+    dest = tmp_path / "repo"
+
+    assert main(["--uri", model_file.as_uri(), "--dest", str(dest), "--model-name", "diabetes",
+                 "--reference", source.as_uri()]) == 0
+
+    assert json.loads((dest / "diabetes" / "1" / "reference.json").read_text()) == reference
+
+
+def test_a_reference_that_is_not_statistics_fails_with_a_reason(
+        model_file, tmp_path, termination_log):
+    source = tmp_path / "reference.json"
+    source.write_text("[1, 2, 3]")
+
+    assert main(["--uri", model_file.as_uri(), "--dest", str(tmp_path / "repo"),
+                 "--reference", source.as_uri()]) == 1
+
+    assert termination_log.read_text().startswith("LayoutInvalid: reference ")

@@ -75,17 +75,21 @@ def config_map(md: ModelDeployment, body: dict[str, Any]) -> dict[str, Any]:
     })
 
 
-def _storage_source(uri: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Extra volumes and mounts the initializer needs to read ``uri``."""
-    if not uri.startswith("pvc://"):
-        return [], []
-    claim = uri.removeprefix("pvc://").split("/", 1)[0]
-    volume = {
-        "name": "model-source",
-        "persistentVolumeClaim": {"claimName": claim, "readOnly": True},
-    }
-    mount = {"name": "model-source", "mountPath": f"{PVC_ROOT}/{claim}", "readOnly": True}
-    return [volume], [mount]
+def _storage_source(*uris: str | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Extra volumes and mounts the initializer needs to read ``uris`` (pvc:// ones)."""
+    claims: list[str] = []
+    for uri in uris:
+        if uri and uri.startswith("pvc://"):
+            claim = uri.removeprefix("pvc://").split("/", 1)[0]
+            if claim not in claims:
+                claims.append(claim)
+    # The first claim keeps the name it always had, so existing pods do not roll.
+    names = ["model-source", *(f"model-source-{i}" for i in range(1, len(claims)))]
+    volumes = [{"name": n, "persistentVolumeClaim": {"claimName": c, "readOnly": True}}
+               for n, c in zip(names, claims)]
+    mounts = [{"name": n, "mountPath": f"{PVC_ROOT}/{c}", "readOnly": True}
+              for n, c in zip(names, claims)]
+    return volumes, mounts
 
 
 def _initializer(md: ModelDeployment, settings: Settings, mounts: list[dict[str, Any]]):
@@ -98,6 +102,8 @@ def _initializer(md: ModelDeployment, settings: Settings, mounts: list[dict[str,
             "--dest", REPOSITORY,
             "--model-name", model_name(md),
             "--config-pbtxt", f"{CONFIG_DIR}/config.pbtxt",
+            *(["--reference", md.spec.monitoring.reference]
+              if md.spec.monitoring.reference else []),
         ],
         "env": [{"name": "MODELSHIP_PVC_ROOT", "value": PVC_ROOT}],
         # Credentials for s3:// and private http(s) come from an optional
@@ -190,7 +196,8 @@ def deployment(
 ) -> dict[str, Any]:
     """The server Deployment. ``config_hash`` rolls the pods when config.pbtxt changes."""
     name = _name(md)
-    source_volumes, source_mounts = _storage_source(md.spec.model.storage_uri)
+    source_volumes, source_mounts = _storage_source(md.spec.model.storage_uri,
+                                                    md.spec.monitoring.reference)
     selector = meta.selector_labels(name, component=COMPONENT)
     spec: dict[str, Any] = {
         "selector": {"matchLabels": selector},

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from modelship_serving.storage import layout
-from modelship_serving.storage.errors import StorageError
+from modelship_serving.storage.errors import LayoutInvalid, StorageError
 from modelship_serving.storage.fetch import fetch
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     config.add_argument("--config-pbtxt", type=Path, help="config.pbtxt to install")
     config.add_argument("--config-pbtxt-b64", help="config.pbtxt, base64-encoded")
     p.add_argument("--sha256", help="expected sha256 of the single model file")
+    p.add_argument("--reference", default=None, metavar="URI",
+                   help="reference.json for drift detection, installed into every version "
+                   "(spec.monitoring.reference); overrides the one stored with a version")
     p.add_argument("--termination-log", default=None)
     return p
 
@@ -63,9 +66,31 @@ def run(args: argparse.Namespace) -> list[Path]:
             target = [d for d in model_dirs if d.name == args.model_name] or model_dirs[:1]
             layout.write_config(target[0], config_text)
         layout.verify(model_dirs, sha256=args.sha256)
+        if args.reference:
+            _install_reference(args.reference, Path(tmp) / "reference", model_dirs)
         installed = layout.install(model_dirs, args.dest)
     log.info("Installed %s into %s.", ", ".join(d.name for d in installed), args.dest)
     return installed
+
+
+def _install_reference(uri: str, staging: Path, model_dirs: list[Path]) -> None:
+    """Fetch the drift reference named in the spec and put it beside every version."""
+    staging.mkdir()
+    fetched = fetch(uri, staging)
+    if fetched.is_dir():
+        candidates = sorted(fetched.rglob("reference.json")) or sorted(fetched.rglob("*.json"))
+        if not candidates:
+            raise LayoutInvalid(f"reference {uri!r} holds no .json file")
+        fetched = candidates[0]
+    try:
+        document = json.loads(fetched.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise LayoutInvalid(f"reference {uri!r} is not a JSON document: {exc}") from None
+    if not isinstance(document, dict) or not {"inputs", "outputs"} & set(document):
+        raise LayoutInvalid(f"reference {uri!r} has neither 'inputs' nor 'outputs' statistics")
+    for model_dir in model_dirs:
+        for version in layout.versions_of(model_dir):
+            (model_dir / version / "reference.json").write_text(json.dumps(document))
 
 
 def _config_text(args: argparse.Namespace) -> str | None:

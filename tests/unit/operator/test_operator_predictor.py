@@ -377,3 +377,26 @@ def test_the_config_map_holds_the_rendered_config_and_is_stamped() -> None:
     assert config_map["metadata"]["name"] == "clf-model-config"
     assert 'name: "clf"' in config_map["data"]["config.pbtxt"]
     assert meta.HASH_ANNOTATION in config_map["metadata"]["annotations"]
+
+
+def test_a_drift_reference_in_the_spec_reaches_the_initializer_with_its_claim_mounted() -> None:
+    md, raw = deployment_of(spec={"monitoring": {"reference": "pvc://refs/bc/reference.json"}})
+
+    pod = predictor.deployment(md, raw, SETTINGS, config_hash="h")["spec"]["template"]["spec"]
+
+    init = pod["initContainers"][0]
+    assert init["args"][-2:] == ["--reference", "pvc://refs/bc/reference.json"]
+    assert {m["mountPath"]: m["readOnly"] for m in init["volumeMounts"]
+            if m["mountPath"].startswith("/mnt/pvc/")} == {
+        "/mnt/pvc/models": True, "/mnt/pvc/refs": True}
+    assert {v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"]
+            if "persistentVolumeClaim" in v} == {"models", "refs"}
+
+
+def test_without_a_reference_the_initializer_reads_the_one_stored_with_each_version() -> None:
+    md, raw = deployment_of()
+
+    init = predictor.deployment(md, raw, SETTINGS, config_hash="h")["spec"]["template"][
+        "spec"]["initContainers"][0]
+
+    assert "--reference" not in init["args"]
