@@ -7,11 +7,22 @@ by tests that ask for it (the `cluster` marker documents which ones do).
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 
 import pytest
 
 from tests.harness.controlplane import ControlPlane, scratch_namespace
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # SIGTERM (a CI timeout, a `kill`) ends the run the way Ctrl-C does, so
+    # fixtures still stop the control planes, nodes and servers they started.
+    signal.signal(signal.SIGTERM, _interrupted)
 
 
 @pytest.fixture(scope="session")

@@ -32,6 +32,7 @@ from tests.harness.devnode.sandbox import (
     LaunchSpec,
     SandboxError,
     check_mounts,
+    host_folders,
     resolve_command,
 )
 from tests.harness.devnode.status import ContainerRecord, now, waiting
@@ -226,6 +227,7 @@ class ContainerRunner:
             hostname=spec.get("hostname") or pod.pod["metadata"]["name"],
             fallback_workdir=str(self.folder), start_error=str(self.folder / "start-error"),
             workdir=workdir, workdir_required=bool(self.spec.get("workingDir")), env=env,
+            keep_visible=host_folders(self.folder.parents[3]),  # the node root
         )
 
     def _terminated(self, code: int, started_at: str, log_file: Path) -> JSON:

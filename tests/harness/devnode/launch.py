@@ -7,7 +7,8 @@ working directory and replaces itself (same PID) with the container's
 command. The standard library only, since it runs with ``-S``.
 
 Every source is opened before the first mount, because a mount (of /tmp, say)
-may hide the host path of a later source. Mounts go shallowest first, as a
+may hide the host path of a later source; the host folders the process runs
+from (``keepVisible``) are put back on top if a mount hid them. Mounts go shallowest first, as a
 container runtime orders them, so a mount inside another lands on top of it.
 A failure before exec is written to the spec's ``startError`` file and exits
 128, which the node reports as the kubelet's ``StartError``.
@@ -45,12 +46,27 @@ def prepare(spec):
     os.chdir(spec["fallbackWorkdir"])
     mounts = sorted(spec["mounts"], key=lambda m: len(m["target"].rstrip("/").split("/")))
     opened = [(m, os.open(m["source"], os.O_PATH | os.O_CLOEXEC)) for m in mounts]
+    kept = [(path, os.open(path, os.O_PATH | os.O_CLOEXEC))
+            for path in spec.get("keepVisible", []) if os.path.isdir(path)]
     for m, fd in opened:
         target = m["target"]
         _make_target(target, os.path.isdir(f"/proc/self/fd/{fd}"))
         _mount(libc, f"/proc/self/fd/{fd}".encode(), target, MS_BIND | MS_REC)
         if m["readOnly"]:
             _mount(libc, None, target, MS_REMOUNT | MS_BIND | MS_RDONLY)
+        os.close(fd)
+    # Put back the host folders a mount just hid (the program itself lives
+    # there), each on its own path inside whatever now covers it.
+    for path, fd in kept:
+        before = os.fstat(fd)
+        try:
+            now = os.stat(path)
+            hidden = (now.st_dev, now.st_ino) != (before.st_dev, before.st_ino)
+        except FileNotFoundError:
+            hidden = True
+        if hidden:
+            os.makedirs(path, exist_ok=True)
+            _mount(libc, f"/proc/self/fd/{fd}".encode(), path, MS_BIND | MS_REC)
         os.close(fd)
     socket.sethostname(spec["hostname"])
     workdir = spec.get("workdir")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import importlib.util
 import json
 import logging
 import os
@@ -120,6 +121,10 @@ class LaunchSpec:
     workdir: str | None = None
     workdir_required: bool = False
     env: dict[str, str] = field(default_factory=dict)
+    # Host folders the process itself runs from (the virtual environment, the
+    # source tree, the node's own files): a container mount over one of their
+    # parents (an emptyDir at /tmp, say) must not hide them.
+    keep_visible: list[str] = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps({
@@ -131,7 +136,24 @@ class LaunchSpec:
             "startError": self.start_error,
             "workdir": self.workdir,
             "workdirRequired": self.workdir_required,
+            "keepVisible": self.keep_visible,
         })
+
+
+def host_folders(node_root: Path) -> list[str]:
+    """The folders a container process needs from the host, whatever it mounts.
+
+    Here a "container" runs this machine's Python from this machine's
+    virtual environment and source tree; a real image carries those inside.
+    """
+    repo = Path(__file__).resolve().parents[3]
+    folders = {sys.prefix, sys.base_prefix, str(repo), str(node_root.resolve())}
+    for package in ("modelship_serving", "modelship_operator"):
+        # An editable install may point at another checkout than this one.
+        found = importlib.util.find_spec(package)
+        if found is not None and found.origin:
+            folders.add(str(Path(found.origin).resolve().parents[1]))
+    return sorted(os.path.realpath(f) for f in folders if os.path.isdir(f))
 
 
 def check_mounts(mounts: list[Mount], mountpoints: HostMountpoints) -> None:
