@@ -129,11 +129,14 @@ def _server_command(md: ModelDeployment) -> tuple[list[str], list[str]]:
     if md.spec.runtime.kind == "triton":
         return ["tritonserver"], [
             f"--model-repository={REPOSITORY}", *ports, "--model-control-mode=none",
-            "--exit-on-error=false", "--strict-readiness=true",
+            "--exit-on-error=true", "--strict-readiness=true",
         ]
     rate = md.spec.monitoring.payload_log_sample_rate
     return ["modelship-server"], [
         f"--model-repository={REPOSITORY}", *ports, "--model-control-mode=none",
+        # A model that cannot load ends the server with the reason in its
+        # termination message, which the operator shows in ModelLoaded.
+        "--exit-on-error=true",
         "--log-format=json", f"--payload-log-sample-rate={rate:g}",
     ]
 
@@ -171,6 +174,8 @@ def _server(md: ModelDeployment, settings: Settings) -> dict[str, Any]:
         ],
         "resources": resources,
         "securityContext": CONTAINER_SECURITY,
+        "terminationMessagePath": "/dev/termination-log",
+        "terminationMessagePolicy": "FallbackToLogsOnError",
         "startupProbe": {
             "httpGet": {"path": "/v2/health/ready", "port": "http"},
             "periodSeconds": 2, "failureThreshold": 150,

@@ -221,6 +221,34 @@ def _discovered_version(pods: list[dict[str, Any]]) -> int | None:
     return max(found) if found else None
 
 
+async def report_failure(
+    ctx: Context, body: dict[str, Any], *, plural: str, reason: str, message: str
+) -> None:
+    """Say on the object why its reconcile cannot go on (a permanent failure).
+
+    Used when the API server refuses what the operator computed, or a bug
+    stops the reconcile: the user sees Ready=False with the reason and a
+    Warning Event instead of an object with no status at all.
+    """
+    meta_ = body["metadata"]
+    generation = int(meta_.get("generation") or 0)
+    previous = dict(body.get("status") or {})
+    status = {
+        **previous,
+        "phase": "Failed",
+        "observedGeneration": generation,
+        "conditions": merge_conditions(previous.get("conditions"), [
+            Condition("Ready", "False", reason, message),
+        ], generation=generation),
+    }
+    if status == previous:
+        return
+    path = resource_path(GROUP_VERSION, plural, namespace=meta_["namespace"],
+                         name=meta_["name"], subresource="status")
+    ctx.remember(await ctx.client.merge_patch(path, {"status": status}))
+    await ctx.events.post(body, reason=reason, message=message, warning=True)
+
+
 async def _write_status(
     ctx: Context, body: dict[str, Any], previous: dict[str, Any], status: dict[str, Any]
 ) -> None:

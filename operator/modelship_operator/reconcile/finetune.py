@@ -95,7 +95,12 @@ async def reconcile_fine_tuning(
         return {}, None
     meta = body["metadata"]
     namespace, name = meta["namespace"], meta["name"]
-    slot, next_slot = finetune.schedule_slot(ft.schedule, datetime.now(timezone.utc))
+    try:
+        slot, next_slot = finetune.schedule_slot(ft.schedule, datetime.now(timezone.utc))
+    except (ValueError, KeyError) as exc:  # croniter's errors are ValueErrors
+        return {}, Condition("FineTuned", "False", "InvalidSchedule",
+                             f"spec.fineTuning.schedule {ft.schedule!r} is not a cron "
+                             f"schedule: {exc}")
     if next_slot is not None:
         # Wake up when the schedule fires next, even if nothing else happens.
         delay = (next_slot - datetime.now(timezone.utc)).total_seconds()

@@ -84,9 +84,16 @@ async def _work(key: Key) -> None:
             log.debug("ModelDeployment %s/%s: its namespace is being deleted; nothing to do.",
                       key[1], key[2])
             return
-        log.error("ModelDeployment %s/%s: the API server refused a request: %s",
-                  key[1], key[2], exc)
-        raise
+        log.error("%s %s/%s: the API server refused a request: %s",
+                  key[0], key[1], key[2], exc)
+        await _report(key, body, "ApplyRejected",
+                      f"the API server refused what the spec asks for: {exc.message}")
+    except Exception as exc:
+        if _retryable(exc):
+            raise
+        log.exception("%s %s/%s: the reconcile failed; waiting for a change to the object.",
+                      key[0], key[1], key[2])
+        await _report(key, body, "ReconcileFailed", f"{type(exc).__name__}: {exc}")
     finally:
         RECONCILES.labels(key[0], result).inc()
         RECONCILE_SECONDS.labels(key[0]).observe(time.monotonic() - started)
@@ -114,6 +121,18 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     context.later = _later
     STATE.context = context
     return info
+
+
+async def _report(key: Key, body: dict[str, Any], reason: str, message: str) -> None:
+    if STATE.context is None:
+        return
+    plural = "modelensembles" if key[0] == "ModelEnsemble" else "modeldeployments"
+    try:
+        await md_reconcile.report_failure(STATE.context, body, plural=plural,
+                                          reason=reason, message=message[:1000])
+    except ApiError as exc:
+        log.warning("%s %s/%s: could not report the failure in status: %s",
+                    key[0], key[1], key[2], exc)
 
 
 def _count_phases() -> None:

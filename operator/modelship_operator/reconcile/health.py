@@ -71,7 +71,13 @@ def pod_failure(pod: dict[str, Any], *, servers: tuple[str, ...] = (SERVER,)) ->
     for cs in status.get("containerStatuses") or []:
         if cs.get("name") not in servers:
             continue
-        waiting = (cs.get("state") or {}).get("waiting") or {}
+        current = cs.get("state") or {}
+        if (current.get("terminated") or {}).get("exitCode", 0) != 0:
+            return Condition(
+                "ModelLoaded", "False", "ServerFailing",
+                f"pod {name}: the model server exited: {_terminated_message(current)}",
+            )
+        waiting = current.get("waiting") or {}
         if waiting.get("reason") in _STUCK:
             last = cs.get("lastState") or {}
             detail = _terminated_message(last) if last.get("terminated") else (

@@ -49,6 +49,14 @@ _LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
+class ModelsFailedToLoad(Exception):
+    """Models the server was started to serve could not be loaded (with --exit-on-error)."""
+
+    def __init__(self, failures: list[tuple[str, str]]):
+        self.failures = failures
+        super().__init__("; ".join(f"model '{name}': {reason}" for name, reason in failures))
+
+
 class ModelServer:
     """One repository served over any number of transports (a `backend.Backend`)."""
 
@@ -63,12 +71,14 @@ class ModelServer:
         observers: Iterable[BatchObserver] = (),
         payload_log_sample_rate: float = 0.0,
         strict_readiness: bool = True,
+        exit_on_error: bool = False,
     ) -> None:
         if control_mode not in ("none", "explicit"):
             raise ValueError(f"model control mode must be none or explicit, not {control_mode!r}")
         if not 0.0 <= payload_log_sample_rate <= 1.0:
             raise ValueError("payload log sample rate must be within [0, 1]")
         self.control_mode = control_mode
+        self.exit_on_error = exit_on_error
         self.startup_models = list(startup_models)
         self.strict_readiness = strict_readiness
         self.payload_log_sample_rate = payload_log_sample_rate
@@ -119,6 +129,11 @@ class ModelServer:
             except InferenceError:
                 pass  # recorded as UNAVAILABLE with its reason; logged by the manager
         self._started = True
+        if self.exit_on_error:
+            failed = [(e.name, e.reason) for e in self.manager.entries()
+                      if e.name in self._expected and e.state != READY]
+            if failed:
+                raise ModelsFailedToLoad(failed)
         ready = sum(1 for e in self.manager.entries() if e.state == READY)
         log.info("Serving %d of %d model(s) from %s.", ready, len(names),
                  self.manager.repository.root)

@@ -7,10 +7,12 @@ drain, exit 0); a second signal exits at once.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Sequence
 
+from modelship_serving import termination
 from modelship_serving.monitoring import DriftMonitor
 from modelship_serving.server import logs
 from modelship_serving.server.app import (
@@ -20,8 +22,10 @@ from modelship_serving.server.app import (
     run_event_loop,
     serve_until_signalled,
 )
-from modelship_serving.server.core import ModelServer
+from modelship_serving.server.core import ModelServer, ModelsFailedToLoad
 
+
+log = logging.getLogger(__name__)
 
 def _rate(raw: str) -> float:
     value = float(raw)
@@ -53,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="model to load at startup in explicit mode ('*' for all)")
     p.add_argument("--strict-readiness", type=lambda v: v.lower() in ("1", "true", "yes"),
                    default=True, help="ready only when every model to load is ready")
+    p.add_argument("--exit-on-error", type=lambda v: v.lower() in ("1", "true", "yes"),
+                   default=False,
+                   help="exit (status 1, the reason in the termination message) when a model "
+                   "to load at startup fails, as Triton's flag of the same name does")
     p.add_argument("--max-request-bytes", type=_positive, default=DEFAULT_MAX_REQUEST_BYTES)
     p.add_argument("--log-format", choices=["json", "text"], default="json")
     p.add_argument("--log-level", default=os.environ.get("MODELSHIP_LOG_LEVEL", "INFO"))
@@ -71,6 +79,7 @@ async def serve(args: argparse.Namespace) -> int:
         startup_models=args.load_model,
         payload_log_sample_rate=args.payload_log_sample_rate,
         strict_readiness=args.strict_readiness,
+        exit_on_error=args.exit_on_error,
     )
     # Drift and anomaly detection for every version that ships a reference.json.
     core.add_observer(DriftMonitor(args.model_repository, core.registry, loaded=lambda: [
@@ -88,7 +97,14 @@ async def serve(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logs.configure(args.log_format, args.log_level.upper())
-    return run_event_loop(lambda: serve(args))
+    try:
+        return run_event_loop(lambda: serve(args))
+    except ModelsFailedToLoad as exc:
+        # In a pod this is what the operator shows: the server cannot serve
+        # what it was deployed for, and restarting will not change that.
+        log.error("Exiting: %s", exc)
+        termination.write_message(f"ModelLoadFailed: {exc}")
+        return 1
 
 
 if __name__ == "__main__":

@@ -18,15 +18,13 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from modelship_serving import termination
 from modelship_serving.storage import layout
 from modelship_serving.storage.errors import LayoutInvalid, StorageError
 from modelship_serving.storage.fetch import fetch
 
 log = logging.getLogger(__name__)
 
-TERMINATION_LOG_ENV = "MODELSHIP_TERMINATION_LOG"
-DEFAULT_TERMINATION_LOG = "/dev/termination-log"
-TERMINATION_LIMIT = 4096
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,12 +107,7 @@ def _config_text(args: argparse.Namespace) -> str | None:
 
 
 def write_termination_log(path: str | None, line: str) -> None:
-    target = Path(path or os.environ.get(TERMINATION_LOG_ENV) or DEFAULT_TERMINATION_LOG)
-    data = line.encode("utf-8")[:TERMINATION_LIMIT]
-    try:
-        target.write_bytes(data)
-    except OSError as exc:
-        log.warning("Cannot write the termination log %s (%s).", target, exc.strerror)
+    termination.write_message(line, path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

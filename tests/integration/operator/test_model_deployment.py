@@ -224,3 +224,24 @@ def test_a_reconcile_with_nothing_changed_writes_nothing(operator: ControlPlane,
     time.sleep(2)
     assert STATE.reconciles[key] > reconciles
     assert writes() == before, list(STATE.client.recent_writes)[-12:]
+
+
+def test_a_spec_the_api_server_refuses_to_build_ends_in_a_condition_and_an_event(
+    operator: ControlPlane, namespace: str
+):
+    # Valid for the CRD, but the Deployment it makes is refused: a request
+    # above its limit. The user must see why, not an object without status.
+    bad = MD.format(name="greedy", replicas=1).replace(
+        "  runtime:\n",
+        "  runtime:\n    resources: {requests: {cpu: '2'}, limits: {cpu: '1'}}\n")
+    operator.kubectl("apply", "-n", namespace, "-f", "-", input=bad)
+
+    ready = wait_until(
+        lambda: (c := condition(md_status(operator, namespace, "greedy"), "Ready"))
+        and c.get("reason") == "ApplyRejected" and c, "Ready=False ApplyRejected")
+    assert ready["status"] == "False"
+    assert "must be less than or equal to cpu limit" in ready["message"]
+    assert md_status(operator, namespace, "greedy")["phase"] == "Failed"
+    events = operator.kubectl("get", "events", "-n", namespace,
+                              "--field-selector", "involvedObject.name=greedy").stdout
+    assert "ApplyRejected" in events

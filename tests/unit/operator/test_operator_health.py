@@ -281,3 +281,15 @@ def test_pods_being_deleted_are_ignored() -> None:
     pods = [_pod(name="old", server={"state": _waiting("CrashLoopBackOff")}, deleting=True)]
 
     assert assess(_deployment(), pods, desired_replicas=2).failure is None
+
+
+def test_a_server_that_exited_with_an_error_reports_its_termination_message() -> None:
+    pod = {"metadata": {"name": "p"}, "status": {"containerStatuses": [{
+        "name": "server", "state": {"terminated": {
+            "exitCode": 1, "message": "ModelLoadFailed: model 'm': no version 7"}}}]}}
+
+    failure = pod_failure(pod)
+
+    assert failure is not None
+    assert (failure.reason, failure.status) == ("ServerFailing", "False")
+    assert "ModelLoadFailed: model 'm': no version 7" in failure.message

@@ -145,7 +145,8 @@ def test_onnxruntime_runs_modelships_server_with_its_ports_and_json_logs() -> No
     assert server["command"] == ["modelship-server"]
     assert server["args"] == [
         "--model-repository=/mnt/models", "--http-port=8000", "--grpc-port=8001",
-        "--metrics-port=8002", "--model-control-mode=none", "--log-format=json",
+        "--metrics-port=8002", "--model-control-mode=none", "--exit-on-error=true",
+        "--log-format=json",
         "--payload-log-sample-rate=0.25",
     ]
 
@@ -157,7 +158,7 @@ def test_triton_runs_tritonserver_with_strict_readiness_and_the_same_ports() -> 
     assert server["command"] == ["tritonserver"]
     assert server["args"] == [
         "--model-repository=/mnt/models", "--http-port=8000", "--grpc-port=8001",
-        "--metrics-port=8002", "--model-control-mode=none", "--exit-on-error=false",
+        "--metrics-port=8002", "--model-control-mode=none", "--exit-on-error=true",
         "--strict-readiness=true",
     ]
 
