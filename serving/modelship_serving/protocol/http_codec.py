@@ -54,10 +54,15 @@ def parse_header_length(raw: str | bytes | None, body_size: int) -> int | None:
     return length
 
 
+def _no_constants(token: str) -> Any:
+    # Python's json accepts NaN and Infinity; JSON (RFC 8259) does not.
+    raise ValueError(f"{token} is not a JSON value (send non-finite numbers as binary data)")
+
+
 def load_json_object(raw: bytes | memoryview, *, what: str) -> dict[str, Any]:
     """A JSON object from bytes, or InvalidArgument saying why it is not one."""
     try:
-        value = json.loads(bytes(raw))
+        value = json.loads(bytes(raw), parse_constant=_no_constants)
     except (ValueError, RecursionError) as exc:
         raise InvalidArgument(f"{what} is not valid JSON: {str(exc):.200}") from None
     if not isinstance(value, dict):

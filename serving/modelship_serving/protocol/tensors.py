@@ -210,6 +210,10 @@ def _check_json_kind(dt: Datatype, values: np.ndarray, *, name: str) -> None:
                 )
     else:
         ok = kind in "iuf"
+        if ok and kind == "f" and not bool(np.all(np.isfinite(values))):
+            raise InvalidArgument(
+                f"input '{name}': a JSON number is out of range for {dt.name} "
+                "(JSON has no infinities; send non-finite values as binary data)")
     if not ok:
         want = "true/false" if dt.name == "BOOL" else _KINDS[dt.dtype.kind] + "s"
         raise InvalidArgument(

@@ -105,12 +105,12 @@ class ModelManager:
         if entry is None:
             raise NotFound(f"model '{name}' is not in the repository")
         if version:
-            try:
-                number = int(version)
-            except ValueError:
+            # Digits only: int() would also take "0_2", " 2" or "+2".
+            if not (version.isascii() and version.isdigit()):
                 raise InvalidArgument(
-                    f"model '{name}': version {version!r:.40} is not an integer"
-                ) from None
+                    f"model '{name}': version {version!r:.40} is not a version number"
+                )
+            number = int(version)
             loaded = entry.versions.get(number)
             if loaded is None:
                 served = sorted(entry.versions)

@@ -150,3 +150,14 @@ def test_a_cpu_limit_above_the_cores_we_may_use_is_capped_at_them(tmp_path):
     # (64 on the development node) to a process that may run on fewer cores.
     cores = float(len(os.sched_getaffinity(0)))
     assert cpu_limit({"MODELSHIP_CPU_LIMIT": "64"}, tmp_path) == min(64.0, cores)
+
+
+@pytest.mark.parametrize("version", ["0_2", "+2", " 2", "２"])
+async def test_a_version_in_the_path_must_be_digits_only(tmp_path, version):
+    save(tmp_path, "m", identity(), version=2)
+    server = ModelServer(tmp_path, registry=CollectorRegistry())
+    await server.start()
+
+    with pytest.raises(InvalidArgument, match="is not a version number"):
+        server.manager.get("m", version)
+    await server.close()

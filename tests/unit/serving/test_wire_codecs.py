@@ -95,3 +95,14 @@ def test_shared_memory_is_reported_as_unsupported():
                                      "parameters": {"shared_memory_region": "r"}}]}).encode()
     with pytest.raises(Unsupported):
         http_codec.decode_request(header, None, model_name="m", model_version="")
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity", "1e400"])
+def test_json_without_finite_numbers_is_refused_with_a_reason(token):
+    body = ('{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 2], '
+            f'"data": [1.0, {token}]}}]}}').encode()
+
+    with pytest.raises(InvalidArgument) as refused:
+        http_codec.decode_request(body, None, model_name="m", model_version="")
+
+    assert "JSON" in str(refused.value)
