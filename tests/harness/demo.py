@@ -62,9 +62,13 @@ def run_demo(keep: bool) -> int:
         targets["bc-vote"] = f"{router}:8002"
         url = s.start_prometheus(env, targets)
         s.say(f"==> Prometheus at {url} scrapes every server; after a little more traffic:")
-        # Drift is scored once the server's window holds 200 rows.
-        for _ in range(4):
-            s.infer_http(address, "breast-cancer", split.features)
+        # Drift is scored once the server's window holds 200 rows: send every
+        # row of the dataset once, in-distribution traffic (few distinct rows
+        # sent over and over would read as drift).
+        from sklearn.datasets import load_breast_cancer
+
+        every_row = load_breast_cancer().data.astype(np.float32)
+        s.infer_http(address, "breast-cancer", every_row)
         time.sleep(3)
         for query in ('sum by (job) (nv_inference_count)',
                       'sum by (job) (nv_inference_request_success)',
@@ -80,7 +84,17 @@ def run_demo(keep: bool) -> int:
             s.say(f"\nThe environment stays up. In another shell:\n"
                   f"  export KUBECONFIG={env.plane.kubeconfig}\n"
                   f"  export PATH={env.plane.bin_dir}:$PATH\n"
-                  f"  kubectl get modelship -n {s.NAMESPACE}\n"
+                  f"  kubectl get modelship -n {s.NAMESPACE}")
+            s.say("Services, as the development node serves them to this machine "
+                  "(HTTP :8000, gRPC :8001, metrics :8002):")
+            for name in ("breast-cancer", *s.MEMBERS):
+                service = f"{name}-predictor"
+                s.say(f"  {service:26s} {env.node.service_address(s.NAMESPACE, service)}")
+            s.say(f"  {'bc-vote-ensemble':26s} {router}")
+            s.say(f"Logs (kubectl logs needs a kubelet, which this machine has not):\n"
+                  f"  pods:     {env.node.root / 'logs'}\n"
+                  f"  operator: {env.operator_log}\n"
+                  f"  Prometheus: {url}\n"
                   f"Press Ctrl-C here to stop everything.")
             try:
                 while True:

@@ -109,7 +109,8 @@ def serving_conditions(md: ModelDeployment, health: Health) -> tuple[str, list[C
     else:
         progressing = Condition(
             "Progressing", "True", "RollingOut",
-            f"{health.updated_replicas} of {want} server(s) run the current spec",
+            f"rolling out: {health.updated_replicas} of {want} server(s) updated to the "
+            f"current spec, {health.ready_replicas} ready, {health.replicas} running",
         )
     return phase, [ready, loaded, progressing]
 
