@@ -14,7 +14,8 @@ import logging
 import time
 from typing import Any
 
-_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName", "fields"}
+_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {
+    "message", "asctime", "taskName", "fields"}
 
 
 class JsonFormatter(logging.Formatter):

@@ -1,7 +1,8 @@
 """The fine-tuning Job of a ModelDeployment.
 
 One Job per distinct ``spec.fineTuning`` (plus the retrain annotation and,
-with a schedule, the cron slot): its name carries a hash of them, so re-applying the same spec finds the same Job
+with a schedule, the cron slot): its name carries a hash of them, so
+re-applying the same spec finds the same Job
 and changing it starts a new one. The trainer gets its whole configuration as
 one JSON document in an environment variable, writes the new version into the
 model's own PersistentVolumeClaim, and reports its result through the

@@ -37,7 +37,9 @@ def common_labels(owner: str, *, component: str, owner_label: str = OWNER_LABEL)
     }
 
 
-def selector_labels(owner: str, *, component: str, owner_label: str = OWNER_LABEL) -> dict[str, str]:
+def selector_labels(
+    owner: str, *, component: str, owner_label: str = OWNER_LABEL
+) -> dict[str, str]:
     return {owner_label: owner, "app.kubernetes.io/component": component}
 
 

@@ -154,7 +154,8 @@ def _server(md: ModelDeployment, settings: Settings) -> dict[str, Any]:
     resources = resources or dict(DEFAULT_SERVER_RESOURCES)
     # Requests are always set: the scheduler and the HPA need them. Limits
     # alone imply equal requests, as Kubernetes itself would default them.
-    resources.setdefault("requests", resources.get("limits") or DEFAULT_SERVER_RESOURCES["requests"])
+    resources.setdefault(
+        "requests", resources.get("limits") or DEFAULT_SERVER_RESOURCES["requests"])
     return {
         "name": "server",
         "image": image,

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import sys
 from collections.abc import Sequence
 
@@ -26,7 +25,7 @@ from modelship_serving.router.members import make_member
 from modelship_serving.router.watch import assess, fetch_metadata
 from modelship_serving.server import logs
 from modelship_serving.server.app import (
-    DEFAULT_MAX_REQUEST_BYTES,
+    add_listener_arguments,
     Listeners,
     ServingProcess,
     run_event_loop,
@@ -51,18 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True, help="the ensemble's JSON config")
     p.add_argument("--check-config", action="store_true",
                    help="ask the members once, print whether they fit together, and exit")
-    p.add_argument("--host", default=os.environ.get("MODELSHIP_BIND_ADDRESS", "0.0.0.0"))
-    p.add_argument("--http-port", type=int, default=8000)
-    p.add_argument("--grpc-port", type=int, default=8001)
-    p.add_argument("--metrics-port", type=int, default=8002,
-                   help="port of /metrics (-1 turns it off)")
-    p.add_argument("--max-request-bytes", type=int, default=DEFAULT_MAX_REQUEST_BYTES)
+    add_listener_arguments(p)
     p.add_argument("--recheck-seconds", type=_positive, default=30.0,
                    help="how often a ready router checks its members' metadata again")
-    p.add_argument("--log-format", choices=["json", "text"], default="json")
-    p.add_argument("--log-level", default=os.environ.get("MODELSHIP_LOG_LEVEL", "INFO"))
-    p.add_argument("--shutdown-grace-seconds", type=float, default=30.0)
-    p.add_argument("--drain-delay-seconds", type=float, default=0.0)
     return p
 
 
@@ -89,13 +79,7 @@ async def check(config: EnsembleConfig) -> tuple[bool, str]:
 
 async def serve(config: EnsembleConfig, args: argparse.Namespace) -> int:
     router = EnsembleRouter(config, registry=REGISTRY, recheck_seconds=args.recheck_seconds)
-    listeners = Listeners(
-        host=args.host, http_port=args.http_port, grpc_port=args.grpc_port,
-        metrics_port=None if args.metrics_port < 0 else args.metrics_port,
-        max_request_bytes=args.max_request_bytes,
-        shutdown_grace_seconds=args.shutdown_grace_seconds,
-        drain_delay_seconds=args.drain_delay_seconds,
-    )
+    listeners = Listeners.from_args(args)
     return await serve_until_signalled(ServingProcess(router, listeners))
 
 

@@ -8,6 +8,7 @@ request already received finish, then close the models.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import logging
@@ -42,6 +43,40 @@ class Listeners:
     shutdown_grace_seconds: float = 30.0
     drain_delay_seconds: float = 0.0
     bound: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Listeners:
+        """The listeners the flags of :func:`add_listener_arguments` describe."""
+        return cls(
+            host=args.host, http_port=args.http_port, grpc_port=args.grpc_port,
+            metrics_port=None if args.metrics_port < 0 else args.metrics_port,
+            max_request_bytes=args.max_request_bytes,
+            shutdown_grace_seconds=args.shutdown_grace_seconds,
+            drain_delay_seconds=args.drain_delay_seconds,
+        )
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be a positive integer")
+    return value
+
+
+def add_listener_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags the server and the router share: addresses, limits, logs, shutdown."""
+    p.add_argument("--host", default=os.environ.get("MODELSHIP_BIND_ADDRESS", "0.0.0.0"))
+    p.add_argument("--http-port", type=int, default=8000)
+    p.add_argument("--grpc-port", type=int, default=8001)
+    p.add_argument("--metrics-port", type=int, default=8002,
+                   help="port of /metrics (-1 turns it off)")
+    p.add_argument("--max-request-bytes", type=_positive_int, default=DEFAULT_MAX_REQUEST_BYTES)
+    p.add_argument("--log-format", choices=["json", "text"], default="json")
+    p.add_argument("--log-level", default=os.environ.get("MODELSHIP_LOG_LEVEL", "INFO"))
+    p.add_argument("--shutdown-grace-seconds", type=float, default=30.0,
+                   help="how long in-flight requests may take to finish on SIGTERM")
+    p.add_argument("--drain-delay-seconds", type=float, default=0.0,
+                   help="pause between turning readiness off and closing the listeners")
 
 
 class _Uvicorn(uvicorn.Server):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from collections.abc import Sequence
 
@@ -16,7 +15,7 @@ from modelship_serving import termination
 from modelship_serving.monitoring import DriftMonitor
 from modelship_serving.server import logs
 from modelship_serving.server.app import (
-    DEFAULT_MAX_REQUEST_BYTES,
+    add_listener_arguments,
     Listeners,
     ServingProcess,
     run_event_loop,
@@ -34,24 +33,13 @@ def _rate(raw: str) -> float:
     return value
 
 
-def _positive(raw: str) -> int:
-    value = int(raw)
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be a positive integer")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="modelship-server",
         description="Serve ONNX models over Triton's HTTP and gRPC protocol.",
     )
     p.add_argument("--model-repository", required=True, help="Triton-layout model repository")
-    p.add_argument("--host", default=os.environ.get("MODELSHIP_BIND_ADDRESS", "0.0.0.0"))
-    p.add_argument("--http-port", type=int, default=8000)
-    p.add_argument("--grpc-port", type=int, default=8001)
-    p.add_argument("--metrics-port", type=int, default=8002,
-                   help="port of /metrics (-1 turns it off)")
+    add_listener_arguments(p)
     p.add_argument("--model-control-mode", choices=["none", "explicit"], default="none")
     p.add_argument("--load-model", action="append", default=[], metavar="NAME",
                    help="model to load at startup in explicit mode ('*' for all)")
@@ -61,14 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
                    default=False,
                    help="exit (status 1, the reason in the termination message) when a model "
                    "to load at startup fails, as Triton's flag of the same name does")
-    p.add_argument("--max-request-bytes", type=_positive, default=DEFAULT_MAX_REQUEST_BYTES)
-    p.add_argument("--log-format", choices=["json", "text"], default="json")
-    p.add_argument("--log-level", default=os.environ.get("MODELSHIP_LOG_LEVEL", "INFO"))
     p.add_argument("--payload-log-sample-rate", type=_rate, default=0.0)
-    p.add_argument("--shutdown-grace-seconds", type=float, default=30.0,
-                   help="how long in-flight requests may take to finish on SIGTERM")
-    p.add_argument("--drain-delay-seconds", type=float, default=0.0,
-                   help="pause between turning readiness off and closing the listeners")
     return p
 
 
@@ -84,13 +65,7 @@ async def serve(args: argparse.Namespace) -> int:
     # Drift and anomaly detection for every version that ships a reference.json.
     core.add_observer(DriftMonitor(args.model_repository, core.registry, loaded=lambda: [
         (v.name, v.version_str) for v in core.manager.loaded_versions()]))
-    listeners = Listeners(
-        host=args.host, http_port=args.http_port, grpc_port=args.grpc_port,
-        metrics_port=None if args.metrics_port < 0 else args.metrics_port,
-        max_request_bytes=args.max_request_bytes,
-        shutdown_grace_seconds=args.shutdown_grace_seconds,
-        drain_delay_seconds=args.drain_delay_seconds,
-    )
+    listeners = Listeners.from_args(args)
     return await serve_until_signalled(ServingProcess(core, listeners))
 
 

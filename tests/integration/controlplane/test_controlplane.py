@@ -72,7 +72,8 @@ def test_a_custom_resource_definition_is_accepted_and_enforced(control_plane: Co
         "--timeout=60s",
     )
 
-    good = "apiVersion: harness.modelship.io/v1\nkind: Widget\nmetadata: {name: ok}\nspec: {size: 2}"
+    good = ("apiVersion: harness.modelship.io/v1\nkind: Widget\n"
+            "metadata: {name: ok}\nspec: {size: 2}")
     control_plane.kubectl("apply", "-n", "default", "-f", "-", input=good)
     bad = good.replace("name: ok", "name: bad").replace("size: 2", "size: 0")
     refused = control_plane.kubectl("apply", "-n", "default", "-f", "-", input=bad, check=False)
