@@ -28,6 +28,7 @@ from modelship_serving.monitoring.loading import load_observer
 logger = logging.getLogger(__name__)
 
 Key = tuple[str, str]
+_UNKNOWN = object()  # a version whose reference has not been looked for yet
 
 
 class DriftMonitor:
@@ -67,6 +68,10 @@ class DriftMonitor:
             observer = self._open(key)
         if observer is not None:
             observer.observe(model, version, inputs, outputs)
+
+    def interested(self, model: str, version: str) -> bool:
+        """False once a version is known to have no reference (nothing to observe)."""
+        return self._observers.get((model, version), _UNKNOWN) is not None
 
     def _open(self, key: Key) -> DriftObserver | None:
         with self._lock:

@@ -25,12 +25,13 @@ from modelship_serving.repository.config import complete_config
 from modelship_serving.repository.errors import ModelConfigError, RepositoryError
 from modelship_serving.repository.layout import ModelRepository, select_versions
 from modelship_serving.runtime.cpu import thread_count
+from modelship_serving.runtime.placement import execution_mode, placement_for
 from modelship_serving.runtime.scheduler import DynamicBatcher, Scheduler
 from modelship_serving.runtime.session import (
     BatchObserver,
     SessionRunner,
     open_session,
-    probe_seconds,
+    probe,
     session_options,
 )
 from modelship_serving.runtime.signature import Signature
@@ -239,15 +240,16 @@ class ModelManager:
         except InvalidArgument as exc:
             raise ModelConfigError(exc.message) from None
         _check_session(session, signature)
+        mode = execution_mode({k: v.string_value for k, v in config.parameters.items()}, name)
 
         # A small model runs faster on one thread: waking a pool costs more than
         # its whole run. An explicit intra_op_thread_count in config.pbtxt wins.
-        probe = probe_seconds(session, signature)
-        if (threads > 1 and probe is not None and probe < SMALL_MODEL_SECONDS
+        measured = probe(session, signature)
+        if (threads > 1 and measured is not None and measured.seconds < SMALL_MODEL_SECONDS
                 and "intra_op_thread_count" not in config.parameters):
             threads = 1
             session = open_session(path, session_options(config, threads))
-            probe_seconds(session, signature)
+            measured = probe(session, signature) or measured
         runner = SessionRunner(model=name, version=str(number), session=session,
                                signature=signature, observers=self.observers)
         stats = ModelStats()
@@ -265,10 +267,13 @@ class ModelManager:
                 batch_histogram=batch_sizes,
             )
         else:
+            placement = placement_for(signature, measured, mode=mode, model=name,
+                                      version=str(number))
             scheduler = Scheduler(runner, stats, instances=instances,
-                                  batch_histogram=batch_sizes)
-        log.info("Opened model %s version %s from %s with %d instance(s) of %d thread(s).",
-                 name, number, path, instances, threads)
+                                  batch_histogram=batch_sizes, placement=placement)
+        log.info("Opened model %s version %s from %s with %d instance(s) of %d thread(s)%s.",
+                 name, number, path, instances, threads,
+                 "" if measured is None else f", {measured.seconds * 1e6:.0f} µs a batch-1 run")
         return LoadedVersion(name, number, config, signature, scheduler, stats, path,
                              _stamp(path))
 

@@ -1,7 +1,8 @@
 """Getting requests to a model's worker threads: one at a time, or in dynamic batches.
 
 Both schedulers keep the event loop free: the session runs in worker threads,
-one per model instance, and results come back through the loop.
+one per model instance, and results come back through the loop. The one
+exception is a model too small to be worth the hand-off (see `placement`).
 The dynamic batcher follows Triton's rules: it forms a batch when an instance
 is free, sends it at once when it reaches max_batch_size or the largest
 preferred size, and otherwise waits at most max_queue_delay_microseconds for
@@ -22,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from modelship_serving.protocol.errors import Unavailable
+from modelship_serving.runtime.placement import Placement
 from modelship_serving.runtime.session import BatchTiming, SessionRunner
 from modelship_serving.runtime.stats import ModelStats
 from modelship_serving.runtime.workers import WorkerThreads
@@ -64,8 +66,10 @@ class Scheduler:
         *,
         instances: int,
         batch_histogram: Any = None,
+        placement: Placement | None = None,
     ) -> None:
         self.runner = runner
+        self.placement = placement
         self.stats = stats
         self.instances = max(1, instances)
         self.workers = WorkerThreads(self.instances,
@@ -82,11 +86,27 @@ class Scheduler:
             raise Unavailable(f"model '{self.runner.model}' version {self.runner.version} "
                               f"is being unloaded")
         job = Job(feed, size, (), None, time.perf_counter_ns())
+        placement = self.placement
+        if placement is not None and placement.inline(sum(a.size for a in feed.values())):
+            return self._run_here(job, placement)
         self._started()
         try:
             return await self._dispatch(job)
         finally:
             self._finished()
+
+    def _run_here(self, job: Job, placement: Placement) -> JobResult:
+        """Run a request too small to hand off, on the calling (event loop) thread."""
+        self.stats.request_queued()
+        cpu = time.thread_time_ns()  # CPU time: a preempted run is not a slow one
+        try:
+            results, observe = self._execute([job])
+        finally:
+            self.stats.request_dequeued()
+        placement.ran(time.thread_time_ns() - cpu)
+        if observe is not None:
+            self.workers.post(observe)  # observers never run on the loop
+        return results[0]
 
     async def _dispatch(self, job: Job) -> JobResult:
         results = await self.workers.submit(self._execute, [job])

@@ -43,6 +43,13 @@ class BatchObserver(Protocol):
     ) -> None: ...
 
 
+def _interested(observer: BatchObserver, model: str, version: str) -> bool:
+    """Whether `observer` wants this version's batches (an observer may define
+    `interested(model, version)` to skip versions it has nothing to do for)."""
+    ask = getattr(observer, "interested", None)
+    return True if ask is None else bool(ask(model, version))
+
+
 @dataclass(slots=True)
 class BatchTiming:
     """Nanoseconds spent in each stage of one batch, for Triton's statistics."""
@@ -90,8 +97,16 @@ def open_session(path: Path, options: ort.SessionOptions) -> ort.InferenceSessio
         raise ModelLoadError(f"ONNX Runtime cannot load {path}: {exc}") from exc
 
 
-def probe_seconds(session: ort.InferenceSession, signature: Signature, runs: int = 5
-                  ) -> float | None:
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """A batch-1 run on zeros timed at load: what placement decisions start from."""
+
+    seconds: float
+    elements: int  # input elements of the probe's feed
+
+
+def probe(session: ort.InferenceSession, signature: Signature, runs: int = 5
+          ) -> Probe | None:
     """Median time of a batch-1 run on zeros, or None when the graph refuses zeros.
 
     Doubles as a warm-up, so the first real request does not pay for lazy
@@ -114,7 +129,7 @@ def probe_seconds(session: ort.InferenceSession, signature: Signature, runs: int
             times.append(time.perf_counter() - start)
     except Exception:  # shapes or values the graph does not accept: no probe
         return None
-    return sorted(times)[len(times) // 2]
+    return Probe(sorted(times)[len(times) // 2], sum(a.size for a in feed.values()))
 
 
 class SessionRunner:
@@ -135,6 +150,11 @@ class SessionRunner:
         self.signature = signature
         self.observers = observers
         self._output_names = [o.name for o in session.get_outputs()]
+        # InferenceSession.run re-validates the feed's names (the signature has
+        # already) before calling its C++ session; small models feel that cost,
+        # so call the C++ session directly when this onnxruntime exposes it.
+        inner = getattr(session, "_sess", None)
+        self._run = getattr(inner, "run", None) or session.run
         self._string_inputs = {
             n for n, s in signature.inputs.items() if s.datatype.name == "BYTES"
         }
@@ -157,12 +177,13 @@ class SessionRunner:
             feed = dict(feeds[0])
         else:
             feed = {name: np.concatenate([f[name] for f in feeds]) for name in feeds[0]}
-        for name in self._string_inputs & feed.keys():
-            feed[name] = _to_text(feed[name], name=name)
+        if self._string_inputs:
+            for name in self._string_inputs & feed.keys():
+                feed[name] = _to_text(feed[name], name=name)
         ready = time.perf_counter_ns()
 
         try:
-            results = self.session.run(self._output_names, feed)
+            results = self._run(self._output_names, feed, None)
         except (ort.capi.onnxruntime_pybind11_state.InvalidArgument,
                 ort.capi.onnxruntime_pybind11_state.Fail) as exc:
             raise InvalidArgument(f"model '{self.model}' refused the inputs: {exc}") from exc
@@ -171,18 +192,25 @@ class SessionRunner:
         ran = time.perf_counter_ns()
 
         outputs = dict(zip(self._output_names, results))
-        for name in self._string_outputs & outputs.keys():
-            outputs[name] = _to_bytes(outputs[name])
+        if self._string_outputs:
+            for name in self._string_outputs & outputs.keys():
+                outputs[name] = _to_bytes(outputs[name])
         if len(feeds) == 1:
             split = [outputs]
         else:
             split = _split(outputs, sizes, model=self.model)
         done = time.perf_counter_ns()
-        observe = (lambda: self._notify(feed, outputs)) if self.observers else None
+        observe = None
+        if self.observers:
+            watching = [o for o in self.observers
+                        if _interested(o, self.model, self.version)]
+            if watching:
+                observe = lambda: self._notify(watching, feed, outputs)  # noqa: E731
         return split, BatchTiming(start, ready - start, ran - ready, done - ran), observe
 
-    def _notify(self, feed: dict[str, np.ndarray], outputs: dict[str, np.ndarray]) -> None:
-        for observer in self.observers:
+    def _notify(self, observers: Sequence[BatchObserver], feed: dict[str, np.ndarray],
+                outputs: dict[str, np.ndarray]) -> None:
+        for observer in observers:
             try:
                 observer.observe(self.model, self.version, feed, outputs)
             except Exception:

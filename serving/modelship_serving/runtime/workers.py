@@ -52,12 +52,22 @@ class WorkerThreads:
         self._queue.put((loop, future, fn, args))
         return future
 
+    def post(self, fn: Callable[[], None]) -> None:
+        """Run fn() in a worker thread; nothing comes back (errors are logged)."""
+        self._queue.put((None, None, fn, ()))
+
     def _work(self) -> None:
         while True:
             item = self._queue.get()
             if item is None:
                 return
             loop, future, fn, args = item
+            if future is None:
+                try:
+                    fn()
+                except Exception:
+                    log.exception("A follow-up of a model execution failed.")
+                continue
             result, then, error = None, None, None
             try:
                 result, then = fn(*args)
