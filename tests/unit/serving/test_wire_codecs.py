@@ -106,3 +106,45 @@ def test_json_without_finite_numbers_is_refused_with_a_reason(token):
         http_codec.decode_request(body, None, model_name="m", model_version="")
 
     assert "JSON" in str(refused.value)
+
+
+@pytest.mark.parametrize("bad", [
+    b'{"inputs": [{"name": "\\ud800", "datatype": "FP32", "shape": [1], "data": [1]}]}',
+    b'{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [1]}]',
+    b'{"inputs": [{"name": "\xff", "datatype": "FP32", "shape": [1], "data": [1]}]}',
+    b"[" * 5000,
+])
+def test_malformed_json_headers_are_refused_as_invalid_arguments(bad):
+    with pytest.raises(InvalidArgument) as refused:
+        http_codec.decode_request(bad, None, model_name="m", model_version="")
+
+    assert "not valid JSON" in str(refused.value)
+
+
+def test_integers_beyond_64_bits_are_refused_as_out_of_range():
+    body = (b'{"inputs": [{"name": "x", "datatype": "INT64", "shape": [1], '
+            b'"data": [123456789012345678901234567890]}]}')
+
+    with pytest.raises(InvalidArgument, match="out of range for INT64"):
+        http_codec.decode_request(body, None, model_name="m", model_version="")
+
+
+def test_json_outputs_keep_non_finite_numbers_as_triton_writes_them():
+    values = np.array([[1.5, np.nan, np.inf, -np.inf]], np.float32)
+    response = InferResponse("m", "1", "", [InferOutput("y", "FP32", (1, 4), values)])
+
+    body, json_length = http_codec.encode_response(response)
+
+    assert json_length is None
+    assert b'"data":[1.5,NaN,Infinity,-Infinity]' in body
+
+
+def test_json_outputs_round_trip_every_finite_float_exactly():
+    values = np.array([[0.1, 1e-5, -3.4028235e38, 5e-324, 2.0**53 + 1]], np.float64)
+    response = InferResponse("m", "1", "req-1", [InferOutput("y", "FP64", (1, 5), values)])
+
+    body, _ = http_codec.encode_response(response)
+
+    decoded = json.loads(body)
+    assert decoded["id"] == "req-1"
+    assert np.array_equal(np.array(decoded["outputs"][0]["data"]), values.reshape(-1))
