@@ -13,7 +13,8 @@ the loop, and everything else goes to its workers:
 - models with BYTES inputs always go to the worker (their cost follows string
   lengths, which element counts do not see);
 - every inline run's CPU time is measured (wall time would count the loop
-  being preempted); runs over `DEMOTE_FACTOR` times the budget are strikes,
+  being preempted; a run the garbage collector interrupted is not counted,
+  the pause is not the model's); runs over `DEMOTE_FACTOR` times the budget are strikes,
   runs within it take one away, and `STRIKES` of them, or a single run over
   `CEILING_NS`, move the version to its workers for good (logged). A first
   run may well be slow (onnxruntime allocates on it); one slow run is no
@@ -27,8 +28,10 @@ Observers (drift detection) never run on the loop either.
 
 from __future__ import annotations
 
+import gc
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from modelship_serving.repository.errors import ModelConfigError
 from modelship_serving.runtime.session import Probe
@@ -47,6 +50,23 @@ INLINE_BUDGET_NS = 50_000
 DEMOTE_FACTOR = 4
 STRIKES = 3
 CEILING_NS = 2_000_000
+
+
+_collections = 0
+
+
+def _count_collection(phase: str, info: dict[str, Any]) -> None:
+    global _collections
+    if phase == "start":
+        _collections += 1
+
+
+gc.callbacks.append(_count_collection)
+
+
+def collections() -> int:
+    """How many garbage collections have started so far (to discard timings they spoil)."""
+    return _collections
 
 
 @dataclass(slots=True)

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from modelship_serving.protocol.errors import Unavailable
+from modelship_serving.runtime import placement as placement_module
 from modelship_serving.runtime.placement import Placement
 from modelship_serving.runtime.session import BatchTiming, SessionRunner
 from modelship_serving.runtime.stats import ModelStats
@@ -96,14 +97,16 @@ class Scheduler:
             self._finished()
 
     def _run_here(self, job: Job, placement: Placement) -> JobResult:
-        """Run a request too small to hand off, on the calling (event loop) thread."""
-        self.stats.request_queued()
+        """Run a request too small to hand off, on the calling (event loop) thread.
+
+        It never waits, so it is never pending: the queue statistics stay as
+        they are (nothing else runs on the loop meanwhile to see them).
+        """
+        collected = placement_module.collections()
         cpu = time.thread_time_ns()  # CPU time: a preempted run is not a slow one
-        try:
-            results, observe = self._execute([job])
-        finally:
-            self.stats.request_dequeued()
-        placement.ran(time.thread_time_ns() - cpu)
+        results, observe = self._execute([job])
+        if placement_module.collections() == collected:
+            placement.ran(time.thread_time_ns() - cpu)
         if observe is not None:
             self.workers.post(observe)  # observers never run on the loop
         return results[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 import time
 
@@ -208,3 +209,26 @@ async def test_a_slow_model_never_stalls_the_event_loop(repo):
 
     assert run_seconds > 0.01, "the model should take milliseconds for this test to mean much"
     assert max(lags) < run_seconds / 2
+
+
+@pytest.mark.parametrize("collect", [True, False])
+async def test_a_run_the_garbage_collector_interrupted_is_not_held_against_the_model(
+        repo, collect):
+    save(repo, "tiny", identity(dims=[2, None]))
+    server = await started(repo)
+    scheduler = server.manager.get("tiny", "").scheduler
+    run = scheduler.runner._run
+
+    def slow(*args):
+        if collect:
+            gc.collect()  # a pause that is not the model's
+        deadline = time.thread_time() + 2 * pl.CEILING_NS / 1e9
+        while time.thread_time() < deadline:
+            pass
+        return run(*args)
+
+    scheduler.runner._run = slow
+    await server.infer(request("tiny", 2, 1), protocol="test")
+
+    assert scheduler.placement.demoted is not collect
+    await server.close()
