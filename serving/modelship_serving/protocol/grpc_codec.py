@@ -48,7 +48,8 @@ def parameter_value(param: service_pb2.InferParameter) -> Any:
 
 def decode_request(request: service_pb2.ModelInferRequest) -> InferRequest:
     """An InferRequest from a ModelInferRequest; InvalidArgument when malformed."""
-    params = {key: parameter_value(value) for key, value in request.parameters.items()}
+    params = ({key: parameter_value(value) for key, value in request.parameters.items()}
+              if request.parameters else {})
     if not request.inputs:
         raise InvalidArgument("inference request must have at least one input")
     raw_contents = request.raw_input_contents
@@ -67,10 +68,10 @@ def decode_request(request: service_pb2.ModelInferRequest) -> InferRequest:
         if name in seen:
             raise InvalidArgument(f"input '{name}' appears more than once")
         seen.add(name)
-        if "shared_memory_region" in tensor.parameters:
+        if tensor.parameters and "shared_memory_region" in tensor.parameters:
             raise Unsupported(f"input '{name}': shared-memory tensors are not supported")
         dt = as_datatype(tensor.datatype, tensor=name)
-        shape = tuple(int(d) for d in tensor.shape)
+        shape = tuple(tensor.shape)  # protobuf int64s are Python ints
         if raw_contents:
             array = decode_raw(dt, shape, raw_contents[index], name=name)
         else:

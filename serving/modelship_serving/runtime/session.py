@@ -174,7 +174,8 @@ class SessionRunner:
         """
         start = time.perf_counter_ns()
         if len(feeds) == 1:
-            feed = dict(feeds[0])
+            # Copied only when strings are converted below (the request keeps its own).
+            feed = dict(feeds[0]) if self._string_inputs else feeds[0]
         else:
             feed = {name: np.concatenate([f[name] for f in feeds]) for name in feeds[0]}
         if self._string_inputs:

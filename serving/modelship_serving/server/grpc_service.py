@@ -150,7 +150,19 @@ class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):
         return await self._call(request, context, pb.RepositoryModelUnloadResponse(), unload)
 
     async def ModelInfer(self, request: Any, context: Any) -> pb.ModelInferResponse:
-        return await self._call(request, context, pb.ModelInferResponse(), self._infer)
+        # The hot path: the same error mapping as _call, without its indirection.
+        try:
+            if isinstance(request, Malformed):
+                raise InvalidArgument(request.reason)
+            return await self._infer(request)
+        except InferenceError as exc:
+            if not exc.is_client_error:
+                log.warning("gRPC call failed: %s", exc.message)
+            _fail(context, exc)
+        except Exception as exc:
+            log.exception("Unhandled error in a gRPC call.")
+            _fail(context, InternalError(f"internal error: {exc}"))
+        return pb.ModelInferResponse()
 
     async def _infer(self, request: pb.ModelInferRequest) -> pb.ModelInferResponse:
         decoded = grpc_codec.decode_request(request)
