@@ -10,6 +10,7 @@ from collections import defaultdict
 from loadgen import Point
 
 CONCURRENCY = (1, 8, 32)
+_ORDER = {"mlp": 0, "cnn": 1, "resnet18": 2}
 
 Key = tuple[str, bool, str, int]
 
@@ -35,15 +36,18 @@ def medians(points: list[Point]) -> dict[Key, Point]:
 
 def report(points: list[Point], limits: dict[tuple[int, str, int], float], *,
            args: argparse.Namespace, elapsed: float,
-           load: tuple[tuple[float, float, float], tuple[float, float, float]]) -> str:
+           load: tuple[tuple[float, float, float], tuple[float, float, float]],
+           cpus: tuple[set[int], set[int]]) -> str:
     table = medians(points)
-    out = [f"Run: {len(os.sched_getaffinity(0))} CPUs, cpu limit {args.cpu_limit}, "
+    out = [f"Run: {os.cpu_count()} CPUs, servers on {sorted(cpus[0])}, clients on "
+           f"{sorted(cpus[1])}, cpu limit {args.cpu_limit}, "
            f"{args.rounds} rounds x {args.duration:g}s a point (medians), {elapsed:.0f}s in "
            f"all; load average {load[0][0]:.1f} before, {load[1][0]:.1f} after.", ""]
     out.append("| model | dyn. batching | target | c | req/s | p50 ms | p99 ms | batch | errors |")
     out.append("|---|---|---|---:|---:|---:|---:|---:|---:|")
     for (model, batching, target, c), p in sorted(
-            table.items(), key=lambda kv: (kv[0][0] != "mlp", kv[0][1], kv[0][2], kv[0][3])):
+            table.items(), key=lambda kv: (_ORDER.get(kv[0][0], 9), kv[0][1], kv[0][2],
+                                           kv[0][3])):
         batch = "" if p.avg_batch is None else f"{p.avg_batch:.1f}"
         out.append(f"| {model} | {'on' if batching else 'off'} | {target} | {c} | "
                    f"{p.throughput:.0f} | {p.p50_ms:.2f} | {p.p99_ms:.2f} | {batch} | "
@@ -53,8 +57,8 @@ def report(points: list[Point], limits: dict[tuple[int, str, int], float], *,
     for (_, model, size), value in limits.items():
         by_batch[(model, size)].append(value)
     out.append("")
-    out.append("In-process onnxruntime, one intra-op thread a core (inferences/s, median "
-               "of rounds): "
+    out.append("In-process onnxruntime on the servers' CPUs, one intra-op thread a core "
+               "(inferences/s, median of rounds): "
                + ", ".join(f"{m} batch {b}: {statistics.median(v):.0f}"
                            for (m, b), v in sorted(by_batch.items())))
 
@@ -102,7 +106,7 @@ def _in_process_ratios(points: list[Point], limits: dict[tuple[int, str, int], f
                        ) -> list[str]:
     ratios: dict[tuple[str, str], list[tuple[float, int]]] = defaultdict(list)
     for p in points:
-        if not (p.batching and p.avg_batch and p.concurrency == 32
+        if not (p.batching and p.avg_batch and p.concurrency == 32 and p.model != "mlp"
                 and p.target.startswith("modelship")):
             continue
         size = max(1, round(p.avg_batch))
