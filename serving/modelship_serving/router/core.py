@@ -18,7 +18,7 @@ import logging
 import time
 
 import numpy as np
-from prometheus_client import REGISTRY, CollectorRegistry, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry
 from tritonclient.grpc import model_config_pb2 as mc
 from tritonclient.grpc import service_pb2 as pb
 
@@ -42,6 +42,7 @@ from modelship_serving.runtime.signature import Signature, TensorSpec
 from modelship_serving.runtime.stats import ModelStats, StatsSnapshot
 from modelship_serving.server.backend import fill_statistics
 from modelship_serving.server.core import SERVER_NAME
+from modelship_serving.server.histogram import FastHistogram
 from modelship_serving.server.logs import new_request_id, request_context
 
 log = logging.getLogger(__name__)
@@ -68,10 +69,10 @@ class EnsembleRouter:
         self.name = config.name
         # NB: prometheus_client treats registry=None as "do not register".
         self.registry: CollectorRegistry = registry if registry is not None else REGISTRY
-        self.request_seconds = Histogram(
+        self.request_seconds = FastHistogram(
             "modelship_request_duration_seconds",
             "Time from a request's arrival to its response, by protocol.",
-            ["model", "version", "protocol"], buckets=_LATENCY_BUCKETS, registry=self.registry,
+            ["model", "version", "protocol"], _LATENCY_BUCKETS, self.registry,
         )
         self.member_metrics = MemberMetrics(self.registry, self.name,
                                             [m.name for m in config.members])

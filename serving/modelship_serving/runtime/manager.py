@@ -16,8 +16,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from prometheus_client import Histogram
 from tritonclient.grpc import model_config_pb2 as mc
 
 from modelship_serving.protocol.errors import InvalidArgument, NotFound, Unavailable
@@ -90,7 +90,7 @@ class ModelManager:
         *,
         cpu_limit: float,
         observers: Sequence[BatchObserver],
-        batch_histogram: Histogram | None = None,
+        batch_histogram: Any = None,  # labels(model, version).observe(size)
     ) -> None:
         self.repository = repository
         self.cpu_limit = cpu_limit

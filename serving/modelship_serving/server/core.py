@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from prometheus_client import REGISTRY, CollectorRegistry, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry
 from tritonclient.grpc import model_config_pb2 as mc
 from tritonclient.grpc import service_pb2 as pb
 
@@ -36,6 +36,7 @@ from modelship_serving.runtime.manager import READY, LoadedVersion, ModelManager
 from modelship_serving.runtime.session import BatchObserver
 from modelship_serving.runtime.stats import StatsSnapshot
 from modelship_serving.server.backend import fill_statistics
+from modelship_serving.server.histogram import FastHistogram
 from modelship_serving.server.logs import new_request_id, request_context
 
 log = logging.getLogger(__name__)
@@ -87,14 +88,14 @@ class ModelServer:
         # NB: prometheus_client treats registry=None as "do not register".
         self.registry: CollectorRegistry = registry if registry is not None else REGISTRY
         registry = self.registry
-        self.request_seconds = Histogram(
+        self.request_seconds = FastHistogram(
             "modelship_request_duration_seconds",
             "Time from a request's arrival to its response, by protocol.",
-            ["model", "version", "protocol"], buckets=_LATENCY_BUCKETS, registry=registry,
+            ["model", "version", "protocol"], _LATENCY_BUCKETS, registry,
         )
-        batch_sizes = Histogram(
+        batch_sizes = FastHistogram(
             "modelship_batch_size", "Inferences per execution of a model.",
-            ["model", "version"], buckets=_BATCH_BUCKETS, registry=registry,
+            ["model", "version"], _BATCH_BUCKETS, registry,
         )
         self.manager = ModelManager(
             ModelRepository(Path(repository)),
