@@ -148,7 +148,10 @@ class ServingProcess:
         self._grpc = make_grpc_server(opts.max_request_bytes)
         grpc_service.register(self._grpc, self.core)
         address = f"[{opts.host}]" if ":" in opts.host else opts.host
-        opts.bound["grpc"] = self._grpc.add_insecure_port(f"{address}:{opts.grpc_port}")
+        try:
+            opts.bound["grpc"] = self._grpc.add_insecure_port(f"{address}:{opts.grpc_port}")
+        except RuntimeError as exc:  # grpc's way of saying the address is taken
+            raise OSError(f"cannot listen for gRPC on {address}:{opts.grpc_port}: {exc}") from None
         await self._grpc.start()
         log.info("Listening: HTTP on %s:%d, gRPC on %s:%d, metrics on %s:%s.", opts.host,
                  opts.bound["http"], opts.host, opts.bound["grpc"], opts.host,

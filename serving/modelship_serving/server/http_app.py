@@ -53,7 +53,20 @@ class HttpApp:
         if scope["type"] != "http":
             return
         try:
-            status, body, headers = await self._route(scope, receive)
+            path = scope["path"]
+            if scope["method"] == "POST" and path.endswith("/infer"):
+                # The hot path: /v2/models/<name>[/versions/<v>]/infer, routed directly.
+                parts = path.strip("/").split("/")
+                if len(parts) == 4 and parts[:2] == ["v2", "models"] and parts[2]:
+                    status, body, headers = await self._infer(parts[2], "", scope, receive)
+                elif (len(parts) == 6 and parts[:2] == ["v2", "models"] and parts[2]
+                      and parts[3] == "versions"):
+                    status, body, headers = await self._infer(parts[2], parts[4], scope,
+                                                              receive)
+                else:
+                    status, body, headers = await self._route(scope, receive)
+            else:
+                status, body, headers = await self._route(scope, receive)
         except _Disconnected:
             return
         except InferenceError as exc:
@@ -123,7 +136,7 @@ class HttpApp:
                           ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         if method != "POST":
             raise NotFound(f"no route for {method} {scope['path']!r:.80}")
-        body = await self._read_body(scope, receive)
+        body, _ = await self._read_body(scope, receive)
         params = http_codec.load_json_object(body, what="request body") if body.strip() else {}
         if rest == ["index"]:
             ready = params.get("ready", False)
@@ -148,13 +161,11 @@ class HttpApp:
 
     async def _infer(self, name: str, version: str, scope: Scope, receive: Receive
                      ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
-        body = await self._read_body(scope, receive)
+        body, raw_header_length = await self._read_body(scope, receive)
         header_length = None
-        for key, value in scope["headers"]:
-            if key == _HEADER_LENGTH_LOWER:
-                header_length = http_codec.parse_header_length(value.decode("latin-1"),
-                                                               len(body))
-                break
+        if raw_header_length is not None:
+            header_length = http_codec.parse_header_length(raw_header_length.decode("latin-1"),
+                                                           len(body))
         request = http_codec.decode_request(body, header_length, model_name=name,
                                             model_version=version)
         response = await self.server.infer(request, protocol="http")
@@ -164,11 +175,17 @@ class HttpApp:
         return 200, payload, [(b"content-type", b"application/octet-stream"),
                               (_HEADER_LENGTH, str(json_length).encode())]
 
-    async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
-        """The whole request body, refused before reading when it is too large."""
+    async def _read_body(self, scope: Scope, receive: Receive) -> tuple[bytes, bytes | None]:
+        """The whole request body, refused before reading when it is too large, and
+        the raw Inference-Header-Content-Length header (None when absent)."""
         limit = self.max_request_bytes
         encoding = b""
+        header_length = None
         for key, value in scope["headers"]:
+            if key == _HEADER_LENGTH_LOWER:
+                if header_length is None:  # the first one counts, as before
+                    header_length = value
+                continue
             if key == b"content-length":
                 try:
                     declared = int(value)
@@ -198,7 +215,7 @@ class HttpApp:
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         if encoding and encoding != b"identity":
             body = _decompress(body, encoding, limit)
-        return body
+        return body, header_length
 
 
 def _decompress(body: bytes, encoding: bytes, limit: int) -> bytes:
