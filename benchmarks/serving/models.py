@@ -85,21 +85,30 @@ def cnn(seed: int = 0) -> tuple[onnx.ModelProto, np.ndarray]:
             nodes.append(helper.make_node("MaxPool", [current], [f"pool{i}"],
                                           kernel_shape=[2, 2], strides=[2, 2]))
             current = f"pool{i}"
-    inits += [numpy_helper.from_array(
-                  (rng.standard_normal((256, 10)) * 0.05).astype(np.float32), "fc"),
-              numpy_helper.from_array(np.zeros(10, np.float32), "fcb")]
-    nodes += [helper.make_node("GlobalAveragePool", [current], ["gap"]),
-              helper.make_node("Flatten", ["gap"], ["flat"]),
-              helper.make_node("MatMul", ["flat", "fc"], ["logits_raw"]),
-              helper.make_node("Add", ["logits_raw", "fcb"], ["logits0"]),
-              helper.make_node("Softmax", ["logits0"], ["scores"], axis=1)]
-    graph = helper.make_graph(
-        nodes, "cnn",
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [None, 3, 32, 32])],
-        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [None, 10])],
-        initializer=inits)
+    graph = _classifier(nodes, inits, rng, current, "cnn", channels=256, classes=10,
+                        scale=0.05, size=32)
     images = rng.standard_normal((64, 3, 32, 32)).astype(np.float32)
     return _finish(graph), images
+
+
+def _classifier(nodes: list[onnx.NodeProto], inits: list[onnx.TensorProto],
+                rng: np.random.Generator, features: str, name: str, *, channels: int,
+                classes: int, scale: float, size: int) -> onnx.GraphProto:
+    """Global average pooling, a dense layer and softmax on top of `features`,
+    and the graph of an image model taking 3 x size x size images."""
+    inits += [numpy_helper.from_array(
+                  (rng.standard_normal((channels, classes)) * scale).astype(np.float32), "fc"),
+              numpy_helper.from_array(np.zeros(classes, np.float32), "fcb")]
+    nodes += [helper.make_node("GlobalAveragePool", [features], ["gap"]),
+              helper.make_node("Flatten", ["gap"], ["flat"]),
+              helper.make_node("MatMul", ["flat", "fc"], ["logits_raw"]),
+              helper.make_node("Add", ["logits_raw", "fcb"], ["logits"]),
+              helper.make_node("Softmax", ["logits"], ["scores"], axis=1)]
+    return helper.make_graph(
+        nodes, name,
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [None, 3, size, size])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [None, classes])],
+        initializer=inits)
 
 
 def _conv(nodes: list[onnx.NodeProto], inits: list[onnx.TensorProto], rng: np.random.Generator,
@@ -141,19 +150,8 @@ def resnet18(seed: int = 0, size: int = 112) -> tuple[onnx.ModelProto, np.ndarra
             nodes += [helper.make_node("Add", [h, shortcut], [f"{name}_sum"]),
                       helper.make_node("Relu", [f"{name}_sum"], [f"{name}_out"])]
             x, cin = f"{name}_out", cout
-    inits += [numpy_helper.from_array(
-                  (rng.standard_normal((512, 1000)) * 0.02).astype(np.float32), "fc"),
-              numpy_helper.from_array(np.zeros(1000, np.float32), "fcb")]
-    nodes += [helper.make_node("GlobalAveragePool", [x], ["gap"]),
-              helper.make_node("Flatten", ["gap"], ["flat"]),
-              helper.make_node("MatMul", ["flat", "fc"], ["logits_raw"]),
-              helper.make_node("Add", ["logits_raw", "fcb"], ["logits"]),
-              helper.make_node("Softmax", ["logits"], ["scores"], axis=1)]
-    graph = helper.make_graph(
-        nodes, "resnet18",
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [None, 3, size, size])],
-        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [None, 1000])],
-        initializer=inits)
+    graph = _classifier(nodes, inits, rng, x, "resnet18", channels=512, classes=1000,
+                        scale=0.02, size=size)
     images = rng.standard_normal((16, 3, size, size)).astype(np.float32)
     return _finish(graph), images
 

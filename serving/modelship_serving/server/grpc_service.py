@@ -76,6 +76,17 @@ def _fail(context: grpc.aio.ServicerContext, exc: InferenceError) -> None:
     context.set_details(exc.message)
 
 
+def _answer_error(context: grpc.aio.ServicerContext, exc: Exception) -> None:
+    """Map an exception to the call's status (call it from the `except` block)."""
+    if isinstance(exc, InferenceError):
+        if not exc.is_client_error:
+            log.warning("gRPC call failed: %s", exc.message)
+        _fail(context, exc)
+    else:
+        log.exception("Unhandled error in a gRPC call.")
+        _fail(context, InternalError(f"internal error: {exc}"))
+
+
 class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):
     """Every RPC decodes, calls the core once, and encodes; errors map to codes."""
 
@@ -91,13 +102,8 @@ class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):
             if hasattr(result, "__await__"):
                 result = await result
             return result
-        except InferenceError as exc:
-            if not exc.is_client_error:
-                log.warning("gRPC call failed: %s", exc.message)
-            _fail(context, exc)
         except Exception as exc:
-            log.exception("Unhandled error in a gRPC call.")
-            _fail(context, InternalError(f"internal error: {exc}"))
+            _answer_error(context, exc)
         return empty
 
     async def ServerLive(self, request: Any, context: Any) -> pb.ServerLiveResponse:
@@ -155,13 +161,8 @@ class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):
             if isinstance(request, Malformed):
                 raise InvalidArgument(request.reason)
             return await self._infer(request)
-        except InferenceError as exc:
-            if not exc.is_client_error:
-                log.warning("gRPC call failed: %s", exc.message)
-            _fail(context, exc)
         except Exception as exc:
-            log.exception("Unhandled error in a gRPC call.")
-            _fail(context, InternalError(f"internal error: {exc}"))
+            _answer_error(context, exc)
         return pb.ModelInferResponse()
 
     async def _infer(self, request: pb.ModelInferRequest) -> pb.ModelInferResponse:
