@@ -163,7 +163,7 @@ async def test_a_bad_execution_thread_leaves_the_model_unavailable_with_the_reas
     await server.close()
 
 
-def matmul_chain(width: int = 384, depth: int = 24) -> onnx.ModelProto:
+def matmul_chain(width: int = 512, depth: int = 48) -> onnx.ModelProto:
     """A model slow enough (milliseconds) that it must never run on the loop."""
     rng = np.random.default_rng(0)
     nodes, inits, prev = [], [], "INPUT0"
@@ -186,7 +186,7 @@ async def test_a_slow_model_never_stalls_the_event_loop(repo):
     save(repo, "slow", matmul_chain(), config="max_batch_size: 256")
     server = await started(repo)
     assert server.manager.get("slow", "").scheduler.placement is None
-    rows = np.ones((256, 384), np.float32)
+    rows = np.ones((256, 512), np.float32)  # ~6 GFLOP a request: tens of milliseconds
     req = InferRequest("slow", "", "", [InferInput("INPUT0", "FP32", rows.shape, rows)])
 
     lags: list[float] = []
