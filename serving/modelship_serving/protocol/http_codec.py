@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import numpy as np
 import orjson
 
 from modelship_serving.protocol.datatypes import DATATYPES
@@ -34,23 +33,22 @@ from modelship_serving.protocol.types import (
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 
-_stdlib_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_stdlib_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False,
+                                 allow_nan=False).encode
 
 
-def dumps(value: Any, *, finite: bool = True) -> bytes:
+def dumps(value: Any) -> bytes:
     """Compact UTF-8 JSON, as every response body is written.
 
     orjson writes it (a tenth of the stdlib's time, which counts for small
-    models); it would turn NaN and infinities into null, so a body holding
-    non-finite numbers (`finite=False`) goes through the stdlib encoder, which
-    writes them as NaN/Infinity the way Triton does.
+    models). Non-finite numbers never get here (`encode_json` refuses them,
+    since orjson would write null); a type orjson does not know goes to the
+    stdlib encoder.
     """
-    if finite:
-        try:
-            return orjson.dumps(value)
-        except TypeError:  # a type orjson does not know: the stdlib may
-            pass
-    return _stdlib_dumps(value).encode("utf-8")
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return _stdlib_dumps(value).encode("utf-8")
 
 
 def parse_header_length(raw: str | bytes | None, body_size: int) -> int | None:
@@ -205,7 +203,6 @@ def encode_response(response: InferResponse) -> tuple[bytes, int | None]:
     """The HTTP body of a response and its JSON header length (None when all JSON)."""
     outputs: list[dict[str, Any]] = []
     chunks: list[bytes] = []
-    finite = True
     for out in response.outputs:
         dt = DATATYPES[out.datatype]
         entry: dict[str, Any] = {"name": out.name, "datatype": out.datatype,
@@ -216,8 +213,6 @@ def encode_response(response: InferResponse) -> tuple[bytes, int | None]:
             chunks.append(raw)
         else:
             entry["data"] = encode_json(out.data, dt, name=out.name)
-            if out.data.dtype.kind == "f" and finite:
-                finite = bool(np.isfinite(out.data).all())
         outputs.append(entry)
 
     header: dict[str, Any] = {"model_name": response.model_name,
@@ -227,7 +222,7 @@ def encode_response(response: InferResponse) -> tuple[bytes, int | None]:
     if response.parameters:
         header["parameters"] = response.parameters
     header["outputs"] = outputs
-    head = dumps(header, finite=finite)
+    head = dumps(header)
     if not chunks:
         return head, None
     return b"".join([head, *chunks]), len(head)

@@ -173,6 +173,15 @@ def decode_json(dt: Datatype, shape: tuple[int, ...], data: Any, *, name: str) -
     if dt.dtype.kind in "iu" and values.dtype.kind == "f":
         # Mixing int64 and uint64 magnitudes made numpy pick float; convert exactly.
         values = _exact_integers(dt, data, name=name)
+    if dt.dtype.kind == "f" and values.dtype != dt.dtype:
+        with np.errstate(over="ignore"):  # checked below, not printed to stderr
+            narrowed = values.astype(dt.dtype)
+        if not bool(np.isfinite(narrowed).all()):
+            info = np.finfo(dt.dtype)
+            raise InvalidArgument(
+                f"input '{name}': a JSON number is out of range for {dt.name} "
+                f"(largest magnitude {float(info.max):.6g})")
+        return reshape(narrowed, shape, name=name)
     return reshape(values.astype(dt.dtype, copy=False), shape, name=name)
 
 
@@ -251,9 +260,18 @@ def _flatten_strings(data: list[Any], *, name: str) -> list[bytes]:
 
 
 def encode_json(array: np.ndarray, dt: Datatype, *, name: str) -> list[Any]:
-    """The flat JSON list of an output array (BYTES as UTF-8 strings)."""
+    """The flat JSON list of an output array (BYTES as UTF-8 strings).
+
+    JSON has no NaN or infinities: an output holding them is refused with the
+    way out (binary data), rather than written as text no JSON parser reads
+    or silently turned into null.
+    """
     flat = array.reshape(-1)
     if dt.name != "BYTES":
+        if flat.dtype.kind == "f" and not bool(np.isfinite(flat).all()):
+            raise InvalidArgument(
+                f"output '{name}' holds NaN or infinite values, which JSON cannot "
+                f"represent; ask for it with binary_data=true")
         return flat.tolist()
     out: list[str] = []
     for item in flat:

@@ -129,14 +129,31 @@ def test_integers_beyond_64_bits_are_refused_as_out_of_range():
         http_codec.decode_request(body, None, model_name="m", model_version="")
 
 
-def test_json_outputs_keep_non_finite_numbers_as_triton_writes_them():
-    values = np.array([[1.5, np.nan, np.inf, -np.inf]], np.float32)
-    response = InferResponse("m", "1", "", [InferOutput("y", "FP32", (1, 4), values)])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_json_outputs_with_non_finite_numbers_are_refused_with_the_way_out(bad):
+    values = np.array([[1.5, bad]], np.float32)
+    response = InferResponse("m", "1", "", [InferOutput("y", "FP32", (1, 2), values)])
 
-    body, json_length = http_codec.encode_response(response)
+    with pytest.raises(InvalidArgument, match="output 'y' holds NaN or infinite values.*"
+                                              "binary_data=true"):
+        http_codec.encode_response(response)
 
-    assert json_length is None
-    assert b'"data":[1.5,NaN,Infinity,-Infinity]' in body
+    binary = InferResponse("m", "1", "", [InferOutput("y", "FP32", (1, 2), values, True)])
+    body, json_length = http_codec.encode_response(binary)
+    assert np.array_equal(np.frombuffer(body[json_length:], np.float32), values.reshape(-1),
+                          equal_nan=True)
+
+
+@pytest.mark.parametrize("datatype, number", [("FP32", "1e300"), ("FP16", "70000"),
+                                              ("FP32", "-3.5e38")])
+def test_json_numbers_beyond_the_datatype_are_refused_not_made_infinite(datatype, number,
+                                                                        recwarn):
+    body = (f'{{"inputs": [{{"name": "x", "datatype": "{datatype}", "shape": [1, 2], '
+            f'"data": [1.0, {number}]}}]}}').encode()
+
+    with pytest.raises(InvalidArgument, match=f"out of range for {datatype}"):
+        http_codec.decode_request(body, None, model_name="m", model_version="")
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
 
 
 def test_json_outputs_round_trip_every_finite_float_exactly():
