@@ -20,7 +20,8 @@ def server(model_repository: Path, tmp_path_factory: pytest.TempPathFactory
            ) -> Iterator[RunningServer]:
     """One server for the whole session over the shared repository."""
     running = start_server(model_repository, tmp_path_factory.mktemp("log") / "server.log",
-                           "--max-request-bytes", str(4 * 1024 * 1024))
+                           "--max-request-bytes", str(4 * 1024 * 1024),
+                           "--request-body-timeout-seconds", "2")
     yield running
     code = running.terminate()
     assert code == 0, running.log()

@@ -133,6 +133,24 @@ def test_a_client_that_lies_about_content_length_and_leaves_does_no_harm(server)
     assert_still_serves(server)
 
 
+@pytest.mark.parametrize("sent", [b"", b"{\"inputs\":"])
+def test_a_body_that_stops_arriving_gets_a_408_instead_of_holding_the_connection(
+        server, sent):
+    with socket.create_connection(("127.0.0.1", server.http_port), timeout=15) as sock:
+        sock.sendall(b"POST /v2/models/mlp/infer HTTP/1.1\r\nHost: x\r\n"
+                     b"Content-Length: 1000\r\n\r\n" + sent)
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+            chunk = sock.recv(4096)  # the server's 2 s body timeout answers first
+            if not chunk:
+                break
+            answer += chunk
+
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert f"did not arrive within 2 s ({len(sent)} bytes received)".encode() in answer
+    assert_still_serves(server)
+
+
 def test_gzip_bodies_are_inflated_within_the_limit(server):
     import gzip
 

@@ -58,6 +58,13 @@ class RequestTooLarge(InferenceError):
     grpc_code = GrpcCode.RESOURCE_EXHAUSTED
 
 
+class RequestTimeout(InferenceError):
+    """The client stopped sending a request body it had announced."""
+
+    http_status = 408
+    grpc_code = GrpcCode.DEADLINE_EXCEEDED
+
+
 class NotFound(InferenceError):
     """The model or version named in the request is not in the repository."""
 

@@ -40,6 +40,7 @@ class Listeners:
     grpc_port: int = 8001
     metrics_port: int | None = 8002
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    request_body_timeout_seconds: float = 30.0
     shutdown_grace_seconds: float = 30.0
     drain_delay_seconds: float = 0.0
     bound: dict[str, int] = field(default_factory=dict)
@@ -51,9 +52,17 @@ class Listeners:
             host=args.host, http_port=args.http_port, grpc_port=args.grpc_port,
             metrics_port=None if args.metrics_port < 0 else args.metrics_port,
             max_request_bytes=args.max_request_bytes,
+            request_body_timeout_seconds=args.request_body_timeout_seconds,
             shutdown_grace_seconds=args.shutdown_grace_seconds,
             drain_delay_seconds=args.drain_delay_seconds,
         )
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be a positive number")
+    return value
 
 
 def _positive_int(raw: str) -> int:
@@ -71,6 +80,8 @@ def add_listener_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--metrics-port", type=int, default=8002,
                    help="port of /metrics (-1 turns it off)")
     p.add_argument("--max-request-bytes", type=_positive_int, default=DEFAULT_MAX_REQUEST_BYTES)
+    p.add_argument("--request-body-timeout-seconds", type=_positive_float, default=30.0,
+                   help="answer 408 when an announced HTTP request body stops arriving")
     p.add_argument("--log-format", choices=["json", "text"], default="json")
     p.add_argument("--log-level", default=os.environ.get("MODELSHIP_LOG_LEVEL", "INFO"))
     p.add_argument("--shutdown-grace-seconds", type=float, default=30.0,
@@ -134,8 +145,10 @@ class ServingProcess:
         opts = self.listeners
         http_sock = bind_socket(opts.host, opts.http_port)
         opts.bound["http"] = http_sock.getsockname()[1]
-        self._http = make_uvicorn(HttpApp(self.core, max_request_bytes=opts.max_request_bytes),
-                              opts.shutdown_grace_seconds)
+        self._http = make_uvicorn(
+            HttpApp(self.core, max_request_bytes=opts.max_request_bytes,
+                    body_timeout_seconds=opts.request_body_timeout_seconds),
+            opts.shutdown_grace_seconds)
         self._http_task = asyncio.create_task(self._http.serve(sockets=[http_sock]))
 
         if opts.metrics_port is not None:

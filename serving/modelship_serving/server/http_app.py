@@ -9,6 +9,7 @@ byte is read, and again while reading when the client sends none.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import zlib
 from collections.abc import Awaitable, Callable
@@ -19,6 +20,7 @@ from modelship_serving.protocol.errors import (
     InferenceError,
     InvalidArgument,
     NotFound,
+    RequestTimeout,
     RequestTooLarge,
 )
 from modelship_serving.repository.config import config_to_json
@@ -39,12 +41,53 @@ class _Disconnected(Exception):
     """The client went away before its body arrived; nothing to answer."""
 
 
+class _BodyDeadlines:
+    """Requests waiting for their body, and a sweep that gives up on stalled ones.
+
+    A client that announces more body than it sends (or sends it a byte a
+    minute) would otherwise hold its request open for ever. A timer per
+    request costs more than a small model's inference, so one sweeping task
+    checks the waiting requests a few times a timeout, cancels those past
+    their deadline, and stops when none has waited for a whole period.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.waiting: dict[asyncio.Task[object], float] = {}
+        self.expired: set[asyncio.Task[object]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
+
+    def enter(self, task: asyncio.Task[object]) -> None:
+        loop = asyncio.get_running_loop()
+        self.waiting[task] = loop.time() + self.timeout
+        if self._sweeper is None:
+            self._sweeper = loop.create_task(self._sweep(), name="http-body-deadlines")
+
+    async def _sweep(self) -> None:
+        period = min(1.0, self.timeout / 4)
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                await asyncio.sleep(period)
+                if not self.waiting:
+                    return
+                now = loop.time()
+                for task, deadline in list(self.waiting.items()):
+                    if deadline <= now and task not in self.expired:
+                        self.expired.add(task)
+                        task.cancel()
+        finally:
+            self._sweeper = None
+
+
 class HttpApp:
     """ASGI callable serving the Open Inference Protocol's REST API."""
 
-    def __init__(self, server: Backend, *, max_request_bytes: int) -> None:
+    def __init__(self, server: Backend, *, max_request_bytes: int,
+                 body_timeout_seconds: float = 30.0) -> None:
         self.server = server
         self.max_request_bytes = max_request_bytes
+        self._deadlines = _BodyDeadlines(body_timeout_seconds)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -200,18 +243,33 @@ class HttpApp:
 
         chunks: list[bytes] = []
         size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise _Disconnected()
-            chunk = message.get("body", b"")
-            if chunk:
-                size += len(chunk)
-                if size > limit:
-                    raise RequestTooLarge(f"request body exceeds the limit of {limit} bytes")
-                chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
+        task = asyncio.current_task()
+        deadlines = self._deadlines
+        deadlines.enter(task)  # type: ignore[arg-type]
+        try:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise _Disconnected()
+                chunk = message.get("body", b"")
+                if chunk:
+                    size += len(chunk)
+                    if size > limit:
+                        raise RequestTooLarge(
+                            f"request body exceeds the limit of {limit} bytes")
+                    chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
+        except asyncio.CancelledError:
+            if task not in deadlines.expired:
+                raise
+            deadlines.expired.discard(task)  # type: ignore[arg-type]
+            task.uncancel()  # type: ignore[union-attr]
+            raise RequestTimeout(
+                f"the request body did not arrive within {deadlines.timeout:g} s "
+                f"({size} bytes received)") from None
+        finally:
+            deadlines.waiting.pop(task, None)  # type: ignore[arg-type]
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         if encoding and encoding != b"identity":
             body = _decompress(body, encoding, limit)
