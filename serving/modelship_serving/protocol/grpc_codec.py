@@ -73,6 +73,10 @@ def decode_request(request: service_pb2.ModelInferRequest) -> InferRequest:
         dt = as_datatype(tensor.datatype, tensor=name)
         shape = tuple(tensor.shape)  # protobuf int64s are Python ints
         if raw_contents:
+            if tensor.HasField("contents"):
+                raise InvalidArgument(
+                    f"input '{name}' has typed contents while the request sends "
+                    f"raw_input_contents; send one or the other")
             array = decode_raw(dt, shape, raw_contents[index], name=name)
         else:
             array = _decode_contents(dt, shape, tensor, name=name)

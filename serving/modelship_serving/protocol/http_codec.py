@@ -60,9 +60,12 @@ def parse_header_length(raw: str | bytes | None, body_size: int) -> int | None:
     except ValueError:
         raise InvalidArgument(f"{HEADER_LENGTH} must be an integer, got {raw!r:.40}") from None
     if length < 0 or length > body_size:
+        shown = str(length) if len(str(length)) <= 20 else f"{str(length)[:20]}..."
         raise InvalidArgument(
-            f"{HEADER_LENGTH} is {length} but the request body has {body_size} bytes"
+            f"{HEADER_LENGTH} is {shown} but the request body has {body_size} bytes"
         )
+    if length == 0:
+        raise InvalidArgument(f"{HEADER_LENGTH} is 0: the request has no JSON header")
     return length
 
 

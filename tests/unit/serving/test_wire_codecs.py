@@ -90,6 +90,28 @@ def test_grpc_raw_contents_must_cover_every_input():
         grpc_codec.decode_request(message)
 
 
+def test_grpc_inputs_with_typed_contents_and_raw_contents_at_once_are_refused():
+    message = pb.ModelInferRequest(model_name="m")
+    tensor = message.inputs.add(name="a", datatype="FP32", shape=[1])
+    tensor.contents.fp32_contents.append(2.0)
+    message.raw_input_contents.append(np.float32(1.0).tobytes())
+
+    with pytest.raises(InvalidArgument, match="input 'a' has typed contents while the "
+                                              "request sends raw_input_contents"):
+        grpc_codec.decode_request(message)
+
+
+def test_a_zero_or_absurd_header_length_is_named_in_the_refusal():
+    body, _ = binary_body(np.ones((1, 2), np.float32))
+
+    with pytest.raises(InvalidArgument, match="Inference-Header-Content-Length is 0: "):
+        http_codec.decode_request(body, http_codec.parse_header_length("0", len(body)),
+                                  model_name="m", model_version="")
+    with pytest.raises(InvalidArgument) as refused:
+        http_codec.parse_header_length("9" * 400, len(body))
+    assert len(str(refused.value)) < 120
+
+
 def test_shared_memory_is_reported_as_unsupported():
     header = json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1],
                                      "parameters": {"shared_memory_region": "r"}}]}).encode()
