@@ -79,13 +79,20 @@ async def test_a_two_member_tie_goes_to_the_higher_averaged_probability(
     assert response.model_name == "ens" and response.model_version == "1"
 
 
-async def test_readiness_follows_a_member_replaced_by_a_model_of_another_shape(
-        closing: list[EnsembleRouter]) -> None:
+async def ready_voting_pair(closing: list[EnsembleRouter]
+                            ) -> tuple[EnsembleRouter, dict[str, FakeTransport]]:
+    """A ready voting router over two classifier members "a" and "b", and their fakes."""
     transports = {n: FakeTransport(f"{n}:8001", metadata=classifier_metadata())
                   for n in ("a", "b")}
     router = await started(config("voting", ["a", "b"]), transports)
     closing.append(router)
     await router.wait_ready()
+    return router, transports
+
+
+async def test_readiness_follows_a_member_replaced_by_a_model_of_another_shape(
+        closing: list[EnsembleRouter]) -> None:
+    router, transports = await ready_voting_pair(closing)
     assert router.ready() and router.model_unready_reason("ens") == ""
 
     transports["b"].metadata_answer = classifier_metadata(classes=3)
@@ -101,11 +108,7 @@ async def test_readiness_follows_a_member_replaced_by_a_model_of_another_shape(
 
 async def test_a_member_unreachable_at_a_recheck_keeps_its_last_metadata(
         closing: list[EnsembleRouter]) -> None:
-    transports = {n: FakeTransport(f"{n}:8001", metadata=classifier_metadata())
-                  for n in ("a", "b")}
-    router = await started(config("voting", ["a", "b"]), transports)
-    closing.append(router)
-    await router.wait_ready()
+    router, transports = await ready_voting_pair(closing)
 
     transports["b"].failures = [unavailable("connection refused")] * 2
     await router.watch.check_once()  # type: ignore[union-attr]
@@ -170,11 +173,7 @@ async def test_a_serial_step_fed_by_the_request_and_an_earlier_step(
 
 async def test_requests_are_checked_against_the_ensembles_signature_first(
         closing: list[EnsembleRouter]) -> None:
-    transports = {n: FakeTransport(f"{n}:8001", metadata=classifier_metadata())
-                  for n in ("a", "b")}
-    router = await started(config("voting", ["a", "b"]), transports)
-    closing.append(router)
-    await router.wait_ready()
+    router, transports = await ready_voting_pair(closing)
 
     wrong = np.zeros((1, 3), np.float32)
     with pytest.raises(InferenceError, match=r"input 'x': shape \[1, 3\] does not match the "
@@ -186,11 +185,7 @@ async def test_requests_are_checked_against_the_ensembles_signature_first(
 
 async def test_requests_waiting_on_members_count_as_pending(
         closing: list[EnsembleRouter]) -> None:
-    transports = {n: FakeTransport(f"{n}:8001", metadata=classifier_metadata())
-                  for n in ("a", "b")}
-    router = await started(config("voting", ["a", "b"]), transports)
-    closing.append(router)
-    await router.wait_ready()
+    router, transports = await ready_voting_pair(closing)
 
     transports["a"].hang = True
     transports["a"].started = asyncio.Event()
