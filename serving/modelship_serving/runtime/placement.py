@@ -64,7 +64,7 @@ def _count_collection(phase: str, info: dict[str, Any]) -> None:
 gc.callbacks.append(_count_collection)
 
 
-def collections() -> int:
+def gc_runs() -> int:
     """How many garbage collections have started so far (to discard timings they spoil)."""
     return _collections
 

@@ -23,8 +23,7 @@ from typing import Any
 import numpy as np
 
 from modelship_serving.protocol.errors import Unavailable
-from modelship_serving.runtime import placement as placement_module
-from modelship_serving.runtime.placement import Placement
+from modelship_serving.runtime.placement import Placement, gc_runs
 from modelship_serving.runtime.session import BatchTiming, SessionRunner
 from modelship_serving.runtime.stats import ModelStats
 from modelship_serving.runtime.workers import WorkerThreads
@@ -102,10 +101,10 @@ class Scheduler:
         It never waits, so it is never pending: the queue statistics stay as
         they are (nothing else runs on the loop meanwhile to see them).
         """
-        collected = placement_module.collections()
+        collected = gc_runs()
         cpu = time.thread_time_ns()  # CPU time: a preempted run is not a slow one
         results, observe = self._execute([job])
-        if placement_module.collections() == collected:
+        if gc_runs() == collected:
             placement.ran(time.thread_time_ns() - cpu)
         if observe is not None:
             self.workers.post(observe)  # observers never run on the loop
