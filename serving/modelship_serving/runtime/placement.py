@@ -12,13 +12,17 @@ the loop, and everything else goes to its workers:
   input elements, so a large request goes to the worker;
 - models with BYTES inputs always go to the worker (their cost follows string
   lengths, which element counts do not see);
-- every inline run's CPU time is measured (wall time would count the loop
-  being preempted; a run the garbage collector interrupted is not counted,
-  the pause is not the model's); runs over `DEMOTE_FACTOR` times the budget are strikes,
-  runs within it take one away, and `STRIKES` of them, or a single run over
-  `CEILING_NS`, move the version to its workers for good (logged). A first
-  run may well be slow (onnxruntime allocates on it); one slow run is no
-  reason to give up the inline path, a pattern is;
+- the CPU time of every `SAMPLE_EVERY`-th inline run is measured (wall time
+  would count the loop being preempted; a run the garbage collector
+  interrupted is not counted, the pause is not the model's; reading a
+  thread's CPU clock is a system call, too dear to make twice a request for a
+  model that runs in microseconds). When the mean of the last `WINDOW` runs
+  exceeds `DEMOTE_FACTOR` times the budget, or a single run exceeds
+  `CEILING_NS`, the version moves to its workers for good (logged). A mean,
+  not a count of slow runs: a core that slept since the last request, or a
+  virtual machine whose host takes the core away, makes single runs several
+  times slower now and then, and that is no reason to give up the inline
+  path; a model that really is slower than its probe moves the mean;
 - `parameters { key: "execution_thread" value: { string_value: "worker" } }`
   in config.pbtxt keeps a model off the loop unconditionally.
 
@@ -30,7 +34,6 @@ from __future__ import annotations
 
 import gc
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 from modelship_serving.repository.errors import ModelConfigError
@@ -44,12 +47,13 @@ MODES = ("auto", "worker")
 
 # Less than one hand-off to a worker thread and back costs on the loop alone.
 INLINE_BUDGET_NS = 50_000
-# An inline run this many times over budget is a strike; STRIKES of them (net
-# of the runs within budget since) send the version to its workers, and so
-# does one run over CEILING_NS.
+# The mean CPU time of the last WINDOW inline runs may be at most DEMOTE_FACTOR
+# times the budget; a single run over CEILING_NS is a model that must not run on
+# the loop at all.
+WINDOW = 64
 DEMOTE_FACTOR = 4
-STRIKES = 3
-CEILING_NS = 2_000_000
+SAMPLE_EVERY = 4
+CEILING_NS = 10_000_000
 
 
 _collections = 0
@@ -69,37 +73,56 @@ def gc_runs() -> int:
     return _collections
 
 
-@dataclass(slots=True)
 class Placement:
     """Decides, request by request, whether a version's run may stay on the loop."""
 
-    model: str
-    version: str
-    probe_ns: int
-    probe_elements: int
-    budget_ns: int = INLINE_BUDGET_NS
-    strikes: int = 0
-    demoted: bool = False
+    __slots__ = ("model", "version", "probe_ns", "probe_elements", "budget_ns", "demoted",
+                 "_recent", "_next", "_total", "_runs")
+
+    def __init__(self, model: str, version: str, probe_ns: int, probe_elements: int,
+                 budget_ns: int = INLINE_BUDGET_NS) -> None:
+        self.model = model
+        self.version = version
+        self.probe_ns = probe_ns
+        self.probe_elements = probe_elements
+        self.budget_ns = budget_ns
+        self.demoted = False
+        # The window starts full of runs exactly at budget.
+        self._recent = [budget_ns] * WINDOW
+        self._next = 0
+        self._total = budget_ns * WINDOW
+        self._runs = 0
 
     def inline(self, elements: int) -> bool:
         """Whether a request of `elements` input elements is predicted within budget."""
         return (not self.demoted
                 and self.probe_ns * max(elements, 1) <= self.budget_ns * self.probe_elements)
 
+    def sample(self) -> bool:
+        """Whether to measure the run about to start (every SAMPLE_EVERY-th one)."""
+        self._runs += 1
+        return self._runs % SAMPLE_EVERY == 1
+
     def ran(self, cpu_ns: int) -> None:
-        """Record an inline run's CPU time; demote the version when it went far over
-        budget."""
-        if cpu_ns <= DEMOTE_FACTOR * self.budget_ns:
-            if self.strikes:
-                self.strikes -= 1
+        """Record an inline run's CPU time; demote the version when its recent runs
+        went far over budget, or this one went over the ceiling."""
+        index = self._next
+        self._total += cpu_ns - self._recent[index]
+        self._recent[index] = cpu_ns
+        self._next = (index + 1) % WINDOW
+        if self.demoted:
             return
-        self.strikes += 1
-        if (self.strikes >= STRIKES or cpu_ns > CEILING_NS) and not self.demoted:
+        if self._total > DEMOTE_FACTOR * self.budget_ns * WINDOW or cpu_ns > CEILING_NS:
             self.demoted = True
             log.warning(
-                "Model %s version %s took %.0f µs of CPU on the event loop (budget %.0f µs); "
-                "its executions run in worker threads from now on.",
-                self.model, self.version, cpu_ns / 1000, self.budget_ns / 1000)
+                "Model %s version %s took %.0f µs of CPU on the event loop (mean of the "
+                "last %d runs: %.0f µs; budget %.0f µs); its executions run in worker "
+                "threads from now on.", self.model, self.version, cpu_ns / 1000, WINDOW,
+                self._total / WINDOW / 1000, self.budget_ns / 1000)
+
+    def mean_ns(self) -> float:
+        """The mean CPU time of the last WINDOW runs (the window starts at budget)."""
+        return self._total / WINDOW
 
 
 def execution_mode(parameters: dict[str, str], model: str) -> str:

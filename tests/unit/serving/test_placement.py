@@ -34,18 +34,30 @@ def test_a_request_stays_on_the_loop_only_while_its_predicted_run_fits_the_budge
     assert not placement.inline(21)
 
 
-def test_one_slow_run_is_forgiven_but_a_pattern_demotes_the_version(caplog):
+def test_hiccups_are_forgiven_but_a_model_slower_than_its_probe_is_demoted(caplog):
     placement = tiny()
-    over = pl.DEMOTE_FACTOR * pl.INLINE_BUDGET_NS + 1
+    budget = pl.INLINE_BUDGET_NS
 
-    placement.ran(over)  # e.g. onnxruntime allocating on a first run
-    placement.ran(5_000)
-    assert placement.strikes == 0 and not placement.demoted
+    # What an idle virtual machine does to a tiny model: most runs near the
+    # budget, one in ten five times over it, and a 3.4 ms stall now and then.
+    for i in range(20 * pl.WINDOW):
+        placement.ran(3_400_000 if i % 500 == 7 else 5 * budget if i % 10 == 0 else budget)
+    assert not placement.demoted and placement.inline(1)
 
-    for _ in range(pl.STRIKES):
-        placement.ran(over)
-    assert placement.demoted and not placement.inline(1)
+    # Every run five times over budget: the mean crosses the limit within one window.
+    runs = 0
+    while not placement.demoted:
+        placement.ran(5 * budget)
+        runs += 1
+    assert runs < pl.WINDOW and not placement.inline(1)
     assert "worker threads from now on" in caplog.text
+
+
+def test_the_window_starts_at_budget_so_a_slow_first_run_is_forgiven():
+    placement = tiny()
+    placement.ran(5_000_000)  # onnxruntime allocating on a first run
+    assert not placement.demoted
+    assert placement.mean_ns() > pl.INLINE_BUDGET_NS
 
 
 def test_a_single_run_over_the_ceiling_demotes_at_once():
