@@ -25,6 +25,7 @@ from modelship_serving.protocol.types import (
     InferInput,
     InferRequest,
     InferResponse,
+    RawTensor,
     RequestedOutput,
 )
 
@@ -104,6 +105,28 @@ def decode_request(request: service_pb2.ModelInferRequest) -> InferRequest:
     )
 
 
+def plain_request(request: service_pb2.ModelInferRequest
+                  ) -> tuple[list[RawTensor], list[RequestedOutput] | None] | None:
+    """The raw inputs and requested outputs of a request with nothing but those
+    (no parameters, no typed contents), for the core's direct route; else None."""
+    raw_contents = request.raw_input_contents
+    if request.parameters or not raw_contents or len(raw_contents) != len(request.inputs):
+        return None
+    tensors: list[RawTensor] = []
+    for tensor, raw in zip(request.inputs, raw_contents):
+        if tensor.parameters or tensor.HasField("contents"):
+            return None
+        tensors.append((tensor.name, tensor.datatype, tensor.shape, raw))
+    outputs = None
+    if request.outputs:
+        outputs = []
+        for out in request.outputs:
+            if out.parameters:
+                return None
+            outputs.append(RequestedOutput(out.name, binary=True))
+    return tensors, outputs
+
+
 def _decode_contents(dt: Datatype, shape: tuple[int, ...],
                      tensor: service_pb2.ModelInferRequest.InferInputTensor,
                      *, name: str) -> np.ndarray:
@@ -136,20 +159,71 @@ def _decode_contents(dt: Datatype, shape: tuple[int, ...],
 
 def encode_response(response: InferResponse) -> service_pb2.ModelInferResponse:
     """A ModelInferResponse carrying every output as raw contents."""
+    message = _metadata(response)
+    message.id = response.id
+    for out in response.outputs:
+        message.raw_output_contents.append(encode_raw(out.data, DATATYPES[out.datatype]))
+    for key, value in response.parameters.items():
+        set_parameter(message.parameters[key], value)
+    return message
+
+
+def _metadata(response: InferResponse) -> service_pb2.ModelInferResponse:
+    """The model, version and output tensors' names, datatypes and shapes."""
     message = service_pb2.ModelInferResponse(
         model_name=response.model_name,
         model_version=response.model_version,
-        id=response.id,
     )
     for out in response.outputs:
         tensor = message.outputs.add()
         tensor.name = out.name
         tensor.datatype = out.datatype
         tensor.shape.extend(out.shape)
-        message.raw_output_contents.append(encode_raw(out.data, DATATYPES[out.datatype]))
-    for key, value in response.parameters.items():
-        set_parameter(message.parameters[key], value)
     return message
+
+
+# Serialised _metadata by (model, version, outputs): a model answers in few shapes.
+_PREFIXES: dict[tuple[str, str, tuple[tuple[str, str, tuple[int, ...]], ...]], bytes] = {}
+_PREFIXES_KEPT = 256
+_ID_FIELD = 3
+_RAW_OUTPUT_FIELD = 6
+
+
+def serialize_response(response: InferResponse) -> bytes:
+    """`encode_response(response).SerializeToString()`, cheaper.
+
+    A serialised protobuf message followed by more fields is the message with
+    those fields merged in, so the metadata, which repeats from one request to
+    the next, is serialised once and kept; only the id and the raw outputs are
+    written per response.
+    """
+    if response.parameters:
+        return encode_response(response).SerializeToString()
+    key = (response.model_name, response.model_version,
+           tuple([(o.name, o.datatype, o.shape) for o in response.outputs]))
+    prefix = _PREFIXES.get(key)
+    if prefix is None:
+        if len(_PREFIXES) >= _PREFIXES_KEPT:
+            _PREFIXES.clear()
+        prefix = _PREFIXES[key] = _metadata(response).SerializeToString()
+    parts = [prefix]
+    if response.id:
+        parts.append(_length_delimited(_ID_FIELD, response.id.encode()))
+    for out in response.outputs:
+        parts.append(_length_delimited(_RAW_OUTPUT_FIELD,
+                                       encode_raw(out.data, DATATYPES[out.datatype])))
+    return b"".join(parts)
+
+
+def _length_delimited(field: int, payload: bytes) -> bytes:
+    """One protobuf field of wire type 2 (bytes, strings)."""
+    size = len(payload)
+    head = bytearray(((field << 3) | 2,))
+    while size > 0x7F:
+        head.append((size & 0x7F) | 0x80)
+        size >>= 7
+    head.append(size)
+    return bytes(head) + payload
 
 
 def set_parameter(param: service_pb2.InferParameter, value: Any) -> None:

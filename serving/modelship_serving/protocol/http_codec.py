@@ -28,6 +28,7 @@ from modelship_serving.protocol.types import (
     InferInput,
     InferRequest,
     InferResponse,
+    RawTensor,
     RequestedOutput,
 )
 
@@ -84,16 +85,83 @@ def load_json_object(raw: bytes | memoryview, *, what: str) -> dict[str, Any]:
     return value
 
 
+def read_header(body: bytes, header_length: int | None) -> dict[str, Any]:
+    """The JSON header of an inference body (all of it without binary data)."""
+    json_end = len(body) if header_length is None else header_length
+    return load_json_object(memoryview(body)[:json_end], what="inference request")
+
+
+def plain_request(header: dict[str, Any], body: bytes, header_length: int | None
+                  ) -> tuple[list[RawTensor], list[RequestedOutput] | None, bool, str] | None:
+    """(raw inputs, requested outputs, binary output default, id) of a request
+    with nothing but binary inputs, for the core's direct route; else None."""
+    params = header.get("parameters")
+    binary_default = False
+    if params:
+        if type(params) is not dict or params.keys() != {"binary_data_output"}:
+            return None
+        binary_default = params["binary_data_output"]
+        if type(binary_default) is not bool:
+            return None
+    request_id = header.get("id", "")
+    raw_inputs = header.get("inputs")
+    if header_length is None or type(request_id) is not str or type(raw_inputs) is not list:
+        return None
+    view = memoryview(body)
+    offset = header_length
+    tensors: list[RawTensor] = []
+    for raw in raw_inputs:
+        if type(raw) is not dict or "data" in raw:
+            return None
+        name, datatype, shape = raw.get("name"), raw.get("datatype"), raw.get("shape")
+        tensor_params = raw.get("parameters")
+        if (type(name) is not str or type(datatype) is not str or type(shape) is not list
+                or type(tensor_params) is not dict
+                or tensor_params.keys() != {"binary_data_size"}):
+            return None
+        size = tensor_params["binary_data_size"]
+        if type(size) is not int or size < 0 or offset + size > len(body):
+            return None
+        tensors.append((name, datatype, shape, view[offset:offset + size]))
+        offset += size
+    if offset != len(body):
+        return None
+    outputs = None
+    raw_outputs = header.get("outputs")
+    if raw_outputs is not None:
+        if type(raw_outputs) is not list:
+            return None
+        outputs = []
+        for item in raw_outputs:
+            if type(item) is not dict or type(item.get("name")) is not str:
+                return None
+            binary = binary_default
+            out_params = item.get("parameters")
+            if out_params is not None:
+                if type(out_params) is not dict or not out_params.keys() <= {"binary_data"}:
+                    return None
+                binary = out_params.get("binary_data", binary_default)
+                if type(binary) is not bool:
+                    return None
+            outputs.append(RequestedOutput(item["name"], binary))
+    return tensors, outputs, binary_default, request_id
+
+
 def decode_request(
     body: bytes,
     header_length: int | None,
     *,
     model_name: str,
     model_version: str,
+    header: dict[str, Any] | None = None,
 ) -> InferRequest:
-    """An InferRequest from an HTTP inference body; InvalidArgument when malformed."""
+    """An InferRequest from an HTTP inference body; InvalidArgument when malformed.
+
+    `header` is the body's JSON header when the caller has read it already.
+    """
     json_end = len(body) if header_length is None else header_length
-    header = load_json_object(memoryview(body)[:json_end], what="inference request")
+    if header is None:
+        header = read_header(body, header_length)
     params = _parameters(header.get("parameters"), what="request")
     if "shared_memory_region" in params:
         raise Unsupported("shared-memory tensors are not supported by this server")

@@ -116,12 +116,14 @@ def decode_bytes_elements(buf: bytes | memoryview, count: int, *, name: str) -> 
 
 
 def encode_raw(array: np.ndarray, dt: Datatype) -> bytes:
-    """The raw wire bytes of an array of datatype `dt`."""
+    """The raw wire bytes of an array of datatype `dt` (C order, whatever its layout)."""
     if dt.name == "BYTES":
         return encode_bytes_elements(array)
-    if array.dtype != dt.dtype:
+    # `is` first: comparing dtypes calls into numpy, and the usual case is the
+    # very same (native) dtype object.
+    if array.dtype is not dt.dtype and array.dtype != dt.dtype:
         array = array.astype(dt.dtype)
-    return np.ascontiguousarray(array).tobytes()
+    return array.tobytes()
 
 
 def encode_bytes_elements(array: np.ndarray) -> bytes:

@@ -7,10 +7,14 @@ shaped as the client declared; checking them against a model is the core's job.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+# (name, datatype, shape, raw bytes) of one input sent as raw data, undecoded.
+RawTensor = tuple[str, str, Sequence[int], "bytes | memoryview"]
 
 
 @dataclass(slots=True)

@@ -181,6 +181,11 @@ class EnsembleRouter:
             finally:
                 self.stats.request_dequeued()
 
+    def infer_direct(self, name: str, version: str, request_id: str, tensors: object,
+                     outputs: object, *, binary_default: bool, protocol: str) -> None:
+        """Never: every ensemble request awaits its members (see `Backend`)."""
+        return None
+
     async def _run(self, request: InferRequest, request_id: str, plan: EnsemblePlan,
                    signature: Signature, start: int, protocol: str) -> InferResponse:
         try:

@@ -25,6 +25,7 @@ from modelship_serving.repository.config import complete_config
 from modelship_serving.repository.errors import ModelConfigError, RepositoryError
 from modelship_serving.repository.layout import ModelRepository, select_versions
 from modelship_serving.runtime.cpu import thread_count
+from modelship_serving.runtime.direct import DirectRoute
 from modelship_serving.runtime.placement import execution_mode, placement_for
 from modelship_serving.runtime.scheduler import DynamicBatcher, Scheduler
 from modelship_serving.runtime.session import (
@@ -60,10 +61,11 @@ class LoadedVersion:
     stats: ModelStats
     path: Path
     stamp: tuple[int, int]
+    direct: DirectRoute | None = None  # plain requests of a version that runs inline
+    version_str: str = field(init=False)
 
-    @property
-    def version_str(self) -> str:
-        return str(self.version)
+    def __post_init__(self) -> None:
+        self.version_str = str(self.version)
 
 
 @dataclass
@@ -123,6 +125,18 @@ class ModelManager:
             why = f": {entry.reason}" if entry.reason else ""
             raise Unavailable(f"model '{name}' is {entry.state.lower()}{why}")
         return loaded
+
+    def find(self, name: str, version: str = "") -> LoadedVersion | None:
+        """`get` for the common cases, without the reasons: None where `get` would
+        raise, and also for any version string but "" and plain digits."""
+        entry = self._models.get(name)
+        if entry is None:
+            return None
+        if not version:
+            return entry.default_version()
+        if not (version.isascii() and version.isdigit()):
+            return None
+        return entry.versions.get(int(version))
 
     def is_ready(self, name: str, version: str = "") -> bool:
         try:
@@ -257,6 +271,7 @@ class ModelManager:
         if self._batch_histogram is not None:
             batch_sizes = self._batch_histogram.labels(name, str(number))
         scheduler: Scheduler
+        direct = None
         if config.HasField("dynamic_batching") and config.max_batch_size > 0:
             batching = config.dynamic_batching
             scheduler = DynamicBatcher(
@@ -271,11 +286,13 @@ class ModelManager:
                                       version=str(number))
             scheduler = Scheduler(runner, stats, instances=instances,
                                   batch_histogram=batch_sizes, placement=placement)
+            if placement is not None:
+                direct = DirectRoute.for_signature(signature)
         log.info("Opened model %s version %s from %s with %d instance(s) of %d thread(s)%s.",
                  name, number, path, instances, threads,
                  "" if measured is None else f", {measured.seconds * 1e6:.0f} µs a batch-1 run")
         return LoadedVersion(name, number, config, signature, scheduler, stats, path,
-                             _stamp(path))
+                             _stamp(path), direct)
 
 
 def _latest_one() -> mc.ModelVersionPolicy:

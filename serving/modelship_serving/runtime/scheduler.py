@@ -85,30 +85,40 @@ class Scheduler:
         if self._closed:
             raise Unavailable(f"model '{self.runner.model}' version {self.runner.version} "
                               f"is being unloaded")
+        if self.placement is not None:
+            done = self.run_inline(feed, size, sum(a.size for a in feed.values()))
+            if done is not None:
+                self.record_batch(size, done[1])
+                return JobResult(done[0], 0, done[1], size)
         job = Job(feed, size, (), None, time.perf_counter_ns())
-        placement = self.placement
-        if placement is not None and placement.inline(sum(a.size for a in feed.values())):
-            return self._run_here(job, placement)
         self._started()
         try:
             return await self._dispatch(job)
         finally:
             self._finished()
 
-    def _run_here(self, job: Job, placement: Placement) -> JobResult:
-        """Run a request too small to hand off, on the calling (event loop) thread.
+    def run_inline(self, feed: dict[str, np.ndarray], size: int, elements: int
+                   ) -> tuple[dict[str, np.ndarray], BatchTiming] | None:
+        """Run a request too small to hand off on the calling (event loop) thread;
+        None when its placement says a worker must. The caller records the batch.
 
         It never waits, so it is never pending: the queue statistics stay as
         they are (nothing else runs on the loop meanwhile to see them).
         """
-        collected = gc_runs()
-        cpu = time.thread_time_ns()  # CPU time: a preempted run is not a slow one
-        results, observe = self._execute([job])
-        if gc_runs() == collected:
-            placement.ran(time.thread_time_ns() - cpu)
+        placement = self.placement
+        if placement is None or self._closed or not placement.inline(elements):
+            return None
+        if placement.sample():
+            collected = gc_runs()
+            cpu = time.thread_time_ns()  # CPU time: a preempted run is not a slow one
+            outputs, timing, observe = self.runner.execute((feed,), (size,))
+            if gc_runs() == collected:
+                placement.ran(time.thread_time_ns() - cpu)
+        else:
+            outputs, timing, observe = self.runner.execute((feed,), (size,))
         if observe is not None:
             self.workers.post(observe)  # observers never run on the loop
-        return results[0]
+        return outputs[0], timing
 
     async def _dispatch(self, job: Job) -> JobResult:
         results = await self.workers.submit(self._execute, [job])
@@ -121,15 +131,21 @@ class Scheduler:
         sizes = [j.size for j in jobs]
         outputs, timing, observe = self.runner.execute([j.feed for j in jobs], sizes)
         total = sum(sizes)
-        self.stats.batch_done(batch_size=total, input_ns=timing.input_ns,
-                              infer_ns=timing.infer_ns, output_ns=timing.output_ns)
-        if self._batch_histogram is not None:
-            self._batch_histogram.observe(total)
+        self.record_batch(total, timing)
         results = [
             JobResult(out, timing.start_ns - job.enqueued_ns, timing, total)
             for job, out in zip(jobs, outputs)
         ]
         return results, observe
+
+    def record_batch(self, size: int, timing: BatchTiming | None) -> None:
+        """Count an execution of `size` inferences (None: the statistics have it,
+        only the batch-size histogram needs it)."""
+        if timing is not None:
+            self.stats.batch_done(batch_size=size, input_ns=timing.input_ns,
+                                  infer_ns=timing.infer_ns, output_ns=timing.output_ns)
+        if self._batch_histogram is not None:
+            self._batch_histogram.observe(size)
 
     def _started(self) -> None:
         self._in_flight += 1

@@ -11,13 +11,19 @@ Errors are `InferenceError`s, which carry their HTTP status and gRPC code.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry
 from tritonclient.grpc import model_config_pb2 as mc
 from tritonclient.grpc import service_pb2 as pb
 
-from modelship_serving.protocol.types import InferRequest, InferResponse
+from modelship_serving.protocol.types import (
+    InferRequest,
+    InferResponse,
+    RawTensor,
+    RequestedOutput,
+)
 from modelship_serving.runtime.stats import StatsSnapshot
 
 
@@ -42,6 +48,14 @@ class Backend(Protocol):
 
     # Inference, metadata, configuration and statistics.
     async def infer(self, request: InferRequest, *, protocol: str) -> InferResponse: ...
+
+    def infer_direct(self, name: str, version: str, request_id: str,
+                     tensors: Iterable[RawTensor], outputs: Sequence[RequestedOutput] | None,
+                     *, binary_default: bool, protocol: str) -> InferResponse | None:
+        """The answer to a plain request when the backend can give it at once,
+        without awaiting; None sends the request to `infer`."""
+        ...
+
     def server_metadata(self) -> pb.ServerMetadataResponse: ...
     def model_metadata(self, name: str, version: str = "") -> pb.ModelMetadataResponse: ...
     def model_config(self, name: str, version: str = "") -> mc.ModelConfig: ...

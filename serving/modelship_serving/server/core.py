@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+import numpy as np
 from prometheus_client import REGISTRY, CollectorRegistry
 from tritonclient.grpc import model_config_pb2 as mc
 from tritonclient.grpc import service_pb2 as pb
@@ -27,7 +28,13 @@ from modelship_serving.protocol.errors import (
     NotFound,
     Unavailable,
 )
-from modelship_serving.protocol.types import InferOutput, InferRequest, InferResponse
+from modelship_serving.protocol.types import (
+    InferOutput,
+    InferRequest,
+    InferResponse,
+    RawTensor,
+    RequestedOutput,
+)
 from modelship_serving.repository.config import config_to_json, parse_config_json
 from modelship_serving.repository.errors import ModelConfigError
 from modelship_serving.repository.layout import ModelRepository
@@ -182,13 +189,12 @@ class ModelServer:
                 feed, batch = model.signature.check_inputs(request.inputs)
                 model.signature.check_outputs(request.outputs)
                 result = await model.scheduler.submit(feed, batch)
-                response = _response(request, model, result.outputs)
-            except InferenceError as exc:
-                self._failed(model, start, protocol, exc)
-                raise
+                response = _response(model, request.id, request.outputs,
+                                     request.binary_outputs_by_default, result.outputs)
             except Exception as exc:
-                error = InternalError(f"model '{model.name}' failed: {exc}")
-                self._failed(model, start, protocol, error)
+                error = self._failed(model, start, protocol, exc)
+                if error is exc:
+                    raise
                 raise error from exc
 
             elapsed = time.perf_counter_ns() - start
@@ -204,15 +210,54 @@ class ModelServer:
                     inputs=feed, outputs=result.outputs, parameters=request.parameters)
             return response
 
+    def infer_direct(self, name: str, version: str, request_id: str,
+                     tensors: Iterable[RawTensor], outputs: Sequence[RequestedOutput] | None,
+                     *, binary_default: bool, protocol: str) -> InferResponse | None:
+        """Answer a plain request to a version that runs on the event loop at once
+        (see `runtime.direct`); None when the request or the model needs `infer`,
+        which then gives the same answer, or the error."""
+        model = self.manager.find(name, version)
+        if model is None or model.direct is None or self.payload_log_sample_rate:
+            return None
+        start = time.perf_counter_ns()
+        routed = model.direct.feed(tensors)
+        if routed is None or (outputs and not _known_once(model, outputs)):
+            return None
+        feed, batch, elements = routed
+        try:
+            done = model.scheduler.run_inline(feed, batch, elements)
+            if done is None:
+                return None  # too large for the loop: the general path hands it off
+            response = _response(model, request_id, outputs, binary_default, done[0])
+        except Exception as exc:
+            with request_context(request_id or new_request_id(), name):
+                error = self._failed(model, start, protocol, exc)
+            if error is exc:
+                raise
+            raise error from exc
+        timing = done[1]
+        elapsed = time.perf_counter_ns() - start
+        model.stats.alone_done(duration_ns=elapsed, batch_size=batch, input_ns=timing.input_ns,
+                               infer_ns=timing.infer_ns, output_ns=timing.output_ns)
+        model.scheduler.record_batch(batch, None)
+        self._observe_latency(model, protocol, elapsed)
+        return response
+
     def _failed(self, model: LoadedVersion, start: int, protocol: str,
-                exc: InferenceError) -> None:
+                exc: Exception) -> InferenceError:
+        """Record a failed request and log it when it is not the client's fault;
+        returns the InferenceError to raise."""
+        error = exc if isinstance(exc, InferenceError) else InternalError(
+            f"model '{model.name}' failed: {exc}")
         elapsed = time.perf_counter_ns() - start
         model.stats.request_done(ok=False, duration_ns=elapsed)
         self._observe_latency(model, protocol, elapsed)
-        if exc.is_client_error:
-            log.debug("Refused request: %s", exc.message)
+        if error.is_client_error:
+            log.debug("Refused request: %s", error.message)
         else:
-            log.error("Request failed: %s", exc.message, exc_info=exc.__cause__ is not None)
+            log.error("Request failed: %s", error.message,
+                      exc_info=error is not exc or error.__cause__ is not None)
+        return error
 
     def _observe_latency(self, model: LoadedVersion, protocol: str, elapsed_ns: int) -> None:
         key = (model.name, model.version_str, protocol)
@@ -304,18 +349,27 @@ class ModelServer:
         return config_to_json(self.model_config(name, version))
 
 
-def _response(request: InferRequest, model: LoadedVersion, outputs: dict) -> InferResponse:
+def _known_once(model: LoadedVersion, requested: Sequence[RequestedOutput]) -> bool:
+    """Whether every requested output exists and is asked for once."""
+    names = {o.name for o in requested}
+    return len(names) == len(requested) and names <= model.signature.outputs.keys()
+
+
+def _response(model: LoadedVersion, request_id: str,
+              requested: Sequence[RequestedOutput] | None, binary_default: bool,
+              outputs: dict[str, np.ndarray]) -> InferResponse:
     specs = model.signature.outputs
-    if request.outputs:
-        chosen = [(o.name, o.binary) for o in request.outputs]
+    if requested:
+        chosen = [(o.name, o.binary) for o in requested]
     else:
-        chosen = [(name, request.binary_outputs_by_default) for name in specs]
+        chosen = [(name, binary_default) for name in specs]
     tensors = []
     for name, binary in chosen:
         array = outputs[name]
         spec = specs[name]
-        if spec.datatype.name != "BYTES" and array.dtype != spec.datatype.dtype:
-            array = array.astype(spec.datatype.dtype)
+        want = spec.datatype.dtype
+        if array.dtype is not want and spec.datatype.name != "BYTES" and array.dtype != want:
+            array = array.astype(want)
         tensors.append(InferOutput(name, spec.datatype.name, array.shape, array, binary))
     return InferResponse(model_name=model.name, model_version=model.version_str,
-                         id=request.id, outputs=tensors)
+                         id=request_id, outputs=tensors)

@@ -5,7 +5,8 @@ with tritonclient's own add-function, so the method table is Triton's. One
 change is made to that table on the way in: request deserializers that never
 raise. A body that is not a valid protobuf then reaches the servicer as a
 `Malformed` marker and is answered INVALID_ARGUMENT, where grpc's default
-would answer INTERNAL.
+would answer INTERNAL. And ModelInfer's answers may be bytes already
+serialised (`grpc_codec.serialize_response`), which go out as they are.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from tritonclient.grpc import service_pb2_grpc
 
 from modelship_serving.protocol import grpc_codec
 from modelship_serving.protocol.errors import InferenceError, InternalError, InvalidArgument
+from modelship_serving.protocol.types import InferResponse
 from modelship_serving.server.backend import Backend
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,12 @@ def _safe(deserialize: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
         except (DecodeError, RuntimeWarning, ValueError) as exc:
             return Malformed(f"request is not a valid protobuf message: {exc}")
     return parse
+
+
+def _as_is(serialize: Callable[[Any], bytes]) -> Callable[[Any], bytes]:
+    def write(message: Any) -> bytes:
+        return message if type(message) is bytes else serialize(message)
+    return write
 
 
 class _Capture:
@@ -67,6 +75,9 @@ def register(server: grpc.aio.Server, core: Backend) -> InferenceService:
         name: handler._replace(request_deserializer=_safe(handler.request_deserializer))
         for name, handler in capture.handlers.items()
     }
+    infer = handlers["ModelInfer"]
+    handlers["ModelInfer"] = infer._replace(
+        response_serializer=_as_is(infer.response_serializer))
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
     return servicer
 
@@ -155,20 +166,26 @@ class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):
             return pb.RepositoryModelUnloadResponse()
         return await self._call(request, context, pb.RepositoryModelUnloadResponse(), unload)
 
-    async def ModelInfer(self, request: Any, context: Any) -> pb.ModelInferResponse:
-        # The hot path: the same error mapping as _call, without its indirection.
+    async def ModelInfer(self, request: Any, context: Any) -> bytes | pb.ModelInferResponse:
+        # The hot path: the same error mapping as _call, without its indirection;
+        # the answer goes out already serialised (see `register`).
         try:
             if isinstance(request, Malformed):
                 raise InvalidArgument(request.reason)
-            return await self._infer(request)
+            return grpc_codec.serialize_response(await self._infer(request))
         except Exception as exc:
             _answer_error(context, exc)
         return pb.ModelInferResponse()
 
-    async def _infer(self, request: pb.ModelInferRequest) -> pb.ModelInferResponse:
-        decoded = grpc_codec.decode_request(request)
-        response = await self.core.infer(decoded, protocol="grpc")
-        return grpc_codec.encode_response(response)
+    async def _infer(self, request: pb.ModelInferRequest) -> InferResponse:
+        plain = grpc_codec.plain_request(request)
+        if plain is not None:
+            response = self.core.infer_direct(
+                request.model_name, request.model_version, request.id, plain[0], plain[1],
+                binary_default=True, protocol="grpc")
+            if response is not None:
+                return response
+        return await self.core.infer(grpc_codec.decode_request(request), protocol="grpc")
 
     async def ModelStreamInfer(self, request_iterator: AsyncIterator[Any], context: Any
                                ) -> AsyncIterator[pb.ModelStreamInferResponse]:
@@ -176,7 +193,8 @@ class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):
             try:
                 if isinstance(request, Malformed):
                     raise InvalidArgument(request.reason)
-                yield pb.ModelStreamInferResponse(infer_response=await self._infer(request))
+                response = grpc_codec.encode_response(await self._infer(request))
+                yield pb.ModelStreamInferResponse(infer_response=response)
             except InferenceError as exc:
                 yield pb.ModelStreamInferResponse(error_message=exc.message)
             except Exception as exc:

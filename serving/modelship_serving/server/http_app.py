@@ -209,9 +209,17 @@ class HttpApp:
         if raw_header_length is not None:
             header_length = http_codec.parse_header_length(raw_header_length.decode("latin-1"),
                                                            len(body))
-        request = http_codec.decode_request(body, header_length, model_name=name,
-                                            model_version=version)
-        response = await self.server.infer(request, protocol="http")
+        header = http_codec.read_header(body, header_length)
+        plain = http_codec.plain_request(header, body, header_length)
+        response = None
+        if plain is not None:
+            response = self.server.infer_direct(
+                name, version, plain[3], plain[0], plain[1], binary_default=plain[2],
+                protocol="http")
+        if response is None:
+            request = http_codec.decode_request(body, header_length, model_name=name,
+                                                model_version=version, header=header)
+            response = await self.server.infer(request, protocol="http")
         payload, json_length = http_codec.encode_response(response)
         if json_length is None:
             return 200, payload, _JSON
