@@ -12,6 +12,7 @@ import http.client
 import json
 import socket
 import struct
+from urllib.parse import quote
 
 import grpc
 import numpy as np
@@ -31,6 +32,10 @@ CLIENT_ERRORS_GRPC = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUN
 DATATYPES = ["BOOL", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32",
              "UINT64", "FP16", "FP32", "FP64", "BYTES", "FP8", "", "fp32"]
 MODELS = ["mlp", "identity_bytes", "identity_fp16", "identity_bool", "nope"]
+# Version strings a parser may trip on: int() refuses over 4300 digits with a
+# ValueError, a non-ASCII digit passes str.isdigit(), int64 ends at 19 digits.
+VERSIONS = ["1", "01", "x", "99", "-1", "+1", "1_0", " 1", "\u0663", "9" * 19, "9" * 20,
+            "1" * 5000]
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats() | st.text(max_size=8),
@@ -65,7 +70,10 @@ def inference_bodies(draw: st.DrawFn) -> tuple[str, bytes, dict[str, str]]:
     headers = {"Inference-Header-Content-Length": str(draw(
         st.just(len(head)) | st.integers(-10, len(head) + 300)
         | st.text(alphabet="0123456789abc+- ", max_size=4)))}
-    return f"/v2/models/{model}/infer", head + binary, headers
+    version = draw(st.none() | st.sampled_from(VERSIONS))
+    path = f"/v2/models/{model}/infer" if version is None else \
+        f"/v2/models/{model}/versions/{quote(version)}/infer"
+    return path, head + binary, headers
 
 
 def post(server, path: str, body: bytes, headers: dict[str, str]) -> int:
@@ -151,6 +159,49 @@ def test_a_body_that_stops_arriving_gets_a_408_instead_of_holding_the_connection
     assert_still_serves(server)
 
 
+@pytest.mark.parametrize("version", VERSIONS[2:])
+def test_versions_that_are_no_version_number_get_a_client_error_on_both_protocols(
+        server, raw_infer, version):
+    body = json.dumps({"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 30],
+                                   "data": [0.5] * 30}]}).encode()
+    path = f"/v2/models/mlp/versions/{quote(version)}/infer"
+    assert post(server, path, body, {}) in {400, 404}
+
+    request = pb.ModelInferRequest(model_name="mlp", model_version=version)
+    request.inputs.add(name="input", datatype="FP32", shape=[1, 30])
+    request.raw_input_contents.append(np.zeros(30, np.float32).tobytes())
+    assert grpc_code(raw_infer, request.SerializeToString()) in {
+        grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND}
+
+
+def test_an_inference_header_length_sent_twice_is_refused(server):
+    row = np.zeros((1, 30), np.float32).tobytes()
+    head = json.dumps({"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 30],
+                                   "parameters": {"binary_data_size": len(row)}}]}).encode()
+    conn = http.client.HTTPConnection("127.0.0.1", server.http_port, timeout=10)
+    conn.putrequest("POST", "/v2/models/mlp/infer")
+    conn.putheader("Content-Length", str(len(head) + len(row)))
+    conn.putheader("Inference-Header-Content-Length", str(len(head)))
+    conn.putheader("Inference-Header-Content-Length", "3")
+    conn.endheaders(head + row)
+    response = conn.getresponse()
+    assert response.status == 400
+    assert "appears more than once" in json.loads(response.read())["error"]
+    conn.close()
+
+
+def test_booleans_among_json_numbers_are_refused(server):
+    data = [0.5] * 29 + [True]
+    body = json.dumps({"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 30],
+                                   "data": data}]}).encode()
+    conn = http.client.HTTPConnection("127.0.0.1", server.http_port, timeout=10)
+    conn.request("POST", "/v2/models/mlp/infer", body=body)
+    response = conn.getresponse()
+    assert response.status == 400
+    assert "got true/false among them" in json.loads(response.read())["error"]
+    conn.close()
+
+
 def test_gzip_bodies_are_inflated_within_the_limit(server):
     import gzip
 
@@ -185,7 +236,7 @@ def grpc_code(raw_infer, payload: bytes) -> grpc.StatusCode:
 @st.composite
 def infer_requests(draw: st.DrawFn) -> bytes:
     request = pb.ModelInferRequest(model_name=draw(st.sampled_from(MODELS)),
-                                   model_version=draw(st.sampled_from(["", "1", "x", "99"])))
+                                   model_version=draw(st.sampled_from(["", *VERSIONS])))
     for _ in range(draw(st.integers(0, 3))):
         tensor = request.inputs.add(name=draw(st.sampled_from(["input", "INPUT0", ""])),
                                     datatype=draw(st.sampled_from(DATATYPES)))

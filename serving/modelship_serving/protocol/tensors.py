@@ -171,6 +171,10 @@ def decode_json(dt: Datatype, shape: tuple[int, ...], data: Any, *, name: str) -
         )
     if count == 0:
         return reshape(np.zeros(0, dtype=dt.dtype), shape, name=name)
+    if dt.name != "BOOL" and values.dtype.kind != "b" and _has_bool(data):
+        # numpy reads [1.5, true] as [1.5, 1.0]; a boolean is not a number.
+        raise InvalidArgument(f"input '{name}': datatype {dt.name} needs JSON "
+                              f"{_KINDS[dt.dtype.kind]}s, got true/false among them")
     _check_json_kind(dt, values, name=name)
     if dt.dtype.kind in "iu" and values.dtype.kind == "f":
         # Mixing int64 and uint64 magnitudes made numpy pick float; convert exactly.
@@ -195,6 +199,14 @@ def _exact_integers(dt: Datatype, data: list[Any], *, name: str) -> np.ndarray:
         raise InvalidArgument(
             f"input '{name}': values out of range for {dt.name} [{info.min}, {info.max}]"
         ) from None
+
+
+def _has_bool(data: list[Any]) -> bool:
+    """Whether a (regular, nested) JSON list holds a boolean; C speed per level."""
+    kinds = set(map(type, data))
+    if bool in kinds:
+        return True
+    return list in kinds and any(_has_bool(item) for item in data)
 
 
 def _check_json_kind(dt: Datatype, values: np.ndarray, *, name: str) -> None:

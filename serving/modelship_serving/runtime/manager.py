@@ -45,6 +45,9 @@ UNAVAILABLE = "UNAVAILABLE"
 LOADING = "LOADING"
 UNLOADING = "UNLOADING"
 
+# Version numbers are int64s, as in Triton's protocol: at most 19 digits.
+_VERSION_DIGITS = 19
+
 # Below this batch-1 latency a model gets one intra-op thread per instance.
 SMALL_MODEL_SECONDS = 0.0005
 
@@ -108,8 +111,9 @@ class ModelManager:
         if entry is None:
             raise NotFound(f"model '{name}' is not in the repository")
         if version:
-            # Digits only: int() would also take "0_2", " 2" or "+2".
-            if not (version.isascii() and version.isdigit()):
+            # Digits only: int() would also take "0_2", " 2" or "+2"; and no more
+            # than an int64 holds (int() refuses thousands of digits with ValueError).
+            if not (version.isascii() and version.isdigit()) or len(version) > _VERSION_DIGITS:
                 raise InvalidArgument(
                     f"model '{name}': version {version!r:.40} is not a version number"
                 )
@@ -134,7 +138,7 @@ class ModelManager:
             return None
         if not version:
             return entry.default_version()
-        if not (version.isascii() and version.isdigit()):
+        if not (version.isascii() and version.isdigit()) or len(version) > _VERSION_DIGITS:
             return None
         return entry.versions.get(int(version))
 

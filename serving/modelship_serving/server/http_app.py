@@ -234,8 +234,10 @@ class HttpApp:
         header_length = None
         for key, value in scope["headers"]:
             if key == _HEADER_LENGTH_LOWER:
-                if header_length is None:  # the first one counts, as before
-                    header_length = value
+                if header_length is not None:
+                    raise InvalidArgument(
+                        f"{http_codec.HEADER_LENGTH} appears more than once; send it once")
+                header_length = value
                 continue
             if key == b"content-length":
                 try:
