@@ -60,6 +60,32 @@ _UNIQUE_TENSOR_NAMES = Rule(
 )
 
 
+# Names are config.pbtxt map keys; the values of the onnxruntime server's own
+# parameters are checked here, so a typo is refused by the API server instead of
+# being ignored (or failing the model's load) in a pod.
+PARAMETER_RULES = (
+    Rule(
+        "self.all(k, k.matches('^[A-Za-z][A-Za-z0-9_.-]{0,63}$'))",
+        "runtime.parameters names start with a letter and hold letters, digits, '_', '.' "
+        "and '-' (at most 64)",
+    ),
+    Rule(
+        "self.all(k, !(k in ['intra_op_thread_count', 'inter_op_thread_count']) || "
+        "self[k].matches('^[0-9]{1,3}$'))",
+        "runtime.parameters intra_op_thread_count and inter_op_thread_count are whole "
+        'numbers of threads, such as "2"',
+    ),
+    Rule(
+        "!('allow_spinning' in self) || self['allow_spinning'] in ['0', '1']",
+        'runtime.parameters allow_spinning is "0" or "1"',
+    ),
+    Rule(
+        "!('execution_thread' in self) || self['execution_thread'] in ['auto', 'worker']",
+        'runtime.parameters execution_thread is "auto" or "worker"',
+    ),
+)
+
+
 class TensorSpec(ApiModel):
     """One tensor of the model's signature."""
 
@@ -259,6 +285,16 @@ class RuntimeSpec(ApiModel):
     batching: Batching | None = Field(
         None,
         description="Dynamic batching. Absent: each request is run on its own.",
+    )
+    parameters: dict[str, Annotated[str, Field(max_length=256)]] | None = Field(
+        None,
+        max_length=32,
+        description="Per-model parameters, written into the parameters of config.pbtxt for "
+        "the server to read. The onnxruntime server reads intra_op_thread_count and "
+        "inter_op_thread_count (threads per instance; default: from the CPU limit), "
+        'allow_spinning ("0" or "1") and execution_thread ("auto", or "worker" to keep '
+        "every run off the event loop); Triton passes them to its backend.",
+        json_schema_extra=validations(*PARAMETER_RULES),
     )
 
 

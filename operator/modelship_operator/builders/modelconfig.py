@@ -84,6 +84,9 @@ def build_model_config(md: ModelDeployment, *, version: int | None = None) -> mc
     group.count = spec.runtime.instances
     group.kind = mc.ModelInstanceGroup.KIND_GPU if gpus else mc.ModelInstanceGroup.KIND_CPU
 
+    for key, value in sorted((spec.runtime.parameters or {}).items()):
+        config.parameters[key].string_value = value
+
     for tensor in spec.model.inputs or []:
         _tensor(tensor, config.input.add())
     for tensor in spec.model.outputs or []:

@@ -87,6 +87,27 @@ def test_batching_with_defaults_only_uses_eight_and_a_hundred_microseconds() -> 
     assert config.dynamic_batching.max_queue_delay_microseconds == 100
 
 
+def test_runtime_parameters_become_config_parameters_the_server_reads() -> None:
+    config = _parsed({"runtime": {"parameters": {"execution_thread": "worker",
+                                                 "intra_op_thread_count": "2"}}})
+
+    assert {k: v.string_value for k, v in config.parameters.items()} == {
+        "execution_thread": "worker", "intra_op_thread_count": "2"}
+    assert not _parsed().parameters
+
+
+def test_the_server_reads_the_parameters_the_operator_writes() -> None:
+    from modelship_serving.runtime.placement import execution_mode
+    from modelship_serving.runtime.session import session_options
+
+    config = _parsed({"runtime": {"parameters": {"execution_thread": "worker",
+                                                 "intra_op_thread_count": "3"}}})
+    params = {k: v.string_value for k, v in config.parameters.items()}
+
+    assert execution_mode(params, "clf") == "worker"
+    assert session_options(config, threads=1).intra_op_num_threads == 3
+
+
 def test_the_instance_group_count_is_runtime_instances_on_cpu_for_onnxruntime() -> None:
     config = _parsed({"runtime": {"instances": 3}})
 
