@@ -81,47 +81,43 @@ class ModelStats:
         """Record one finished request (compute times are its batch's, as Triton does)."""
         with self._lock:
             if ok:
-                self.success.add(duration_ns)
-                self.queue.add(queue_ns)
-                self.compute_input.add(input_ns)
-                self.compute_infer.add(infer_ns)
-                self.compute_output.add(output_ns)
+                self._succeeded(duration_ns, queue_ns, input_ns, infer_ns, output_ns)
             else:
                 self.fail.add(duration_ns)
-            self.last_inference_ms = int(time.time() * 1000)
-
-    def alone_done(self, *, duration_ns: int, batch_size: int, input_ns: int, infer_ns: int,
-                   output_ns: int) -> None:
-        """Record a request that succeeded as an execution of its own, never queued:
-        `request_done` and `batch_done` at once."""
-        with self._lock:
-            self.success.add(duration_ns)
-            self.queue.count += 1
-            self.compute_input.add(input_ns)
-            self.compute_infer.add(infer_ns)
-            self.compute_output.add(output_ns)
-            self.last_inference_ms = int(time.time() * 1000)
-            self.execution_count += 1
-            self.inference_count += batch_size
-            per_size = self.batches.get(batch_size)
-            if per_size is None:
-                per_size = self.batches[batch_size] = BatchStats()
-            per_size.compute_input.add(input_ns)
-            per_size.compute_infer.add(infer_ns)
-            per_size.compute_output.add(output_ns)
+                self.last_inference_ms = int(time.time() * 1000)
 
     def batch_done(self, *, batch_size: int, input_ns: int, infer_ns: int,
                    output_ns: int) -> None:
         """Record one execution of the model on `batch_size` inferences."""
         with self._lock:
-            self.execution_count += 1
-            self.inference_count += batch_size
-            per_size = self.batches.get(batch_size)
-            if per_size is None:
-                per_size = self.batches[batch_size] = BatchStats()
-            per_size.compute_input.add(input_ns)
-            per_size.compute_infer.add(infer_ns)
-            per_size.compute_output.add(output_ns)
+            self._executed(batch_size, input_ns, infer_ns, output_ns)
+
+    def alone_done(self, *, duration_ns: int, batch_size: int, input_ns: int, infer_ns: int,
+                   output_ns: int) -> None:
+        """Record a request that succeeded as an execution of its own, never queued:
+        `request_done` and `batch_done` under one lock."""
+        with self._lock:
+            self._succeeded(duration_ns, 0, input_ns, infer_ns, output_ns)
+            self._executed(batch_size, input_ns, infer_ns, output_ns)
+
+    def _succeeded(self, duration_ns: int, queue_ns: int, input_ns: int, infer_ns: int,
+                   output_ns: int) -> None:
+        self.success.add(duration_ns)
+        self.queue.add(queue_ns)
+        self.compute_input.add(input_ns)
+        self.compute_infer.add(infer_ns)
+        self.compute_output.add(output_ns)
+        self.last_inference_ms = int(time.time() * 1000)
+
+    def _executed(self, batch_size: int, input_ns: int, infer_ns: int, output_ns: int) -> None:
+        self.execution_count += 1
+        self.inference_count += batch_size
+        per_size = self.batches.get(batch_size)
+        if per_size is None:
+            per_size = self.batches[batch_size] = BatchStats()
+        per_size.compute_input.add(input_ns)
+        per_size.compute_infer.add(infer_ns)
+        per_size.compute_output.add(output_ns)
 
     def snapshot(self) -> StatsSnapshot:
         def copy(d: Duration) -> Duration:
