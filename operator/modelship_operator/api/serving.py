@@ -71,9 +71,9 @@ PARAMETER_RULES = (
     ),
     Rule(
         "self.all(k, !(k in ['intra_op_thread_count', 'inter_op_thread_count']) || "
-        "self[k].matches('^[0-9]{1,3}$'))",
+        "(self[k].matches('^[0-9]{1,3}$') && int(self[k]) <= 256))",
         "runtime.parameters intra_op_thread_count and inter_op_thread_count are whole "
-        'numbers of threads, such as "2"',
+        'numbers of threads from 0 to 256, such as "2"',
     ),
     Rule(
         "!('allow_spinning' in self) || self['allow_spinning'] in ['0', '1']",

@@ -128,6 +128,17 @@ def _graph_tensor(value: Any) -> tuple[str, int, list[int]]:
     return value.name, tensor_type.elem_type, dims
 
 
+def _fits(tensor: Any, graph_dims: list[int], batching: bool) -> bool:
+    """Whether a declared tensor's shape (its reshape when it has one, as the graph
+    sees it) can match the graph's; a graph that states no shape fits anything."""
+    if not graph_dims:
+        return True
+    dims = list(tensor.reshape.shape) if tensor.HasField("reshape") else list(tensor.dims)
+    declared = ([-1] if batching else []) + dims
+    return len(declared) == len(graph_dims) and all(
+        d == -1 or g == -1 or d == g for d, g in zip(declared, graph_dims))
+
+
 def _can_batch(tensors: list[tuple[str, int, list[int]]]) -> bool:
     return bool(tensors) and all(dims and dims[0] == -1 for _, _, dims in tensors)
 
@@ -161,6 +172,12 @@ def _complete_tensors(
             )
         if not tensor.dims:
             tensor.dims.extend(dims[1:] if batching else dims)
+        elif not _fits(tensor, dims, batching):
+            shape = list(tensor.reshape.shape) if tensor.HasField("reshape") else list(tensor.dims)
+            raise ModelConfigError(
+                f"{kind} '{tensor.name}' has shape {([-1] if batching else []) + shape} in "
+                f"config.pbtxt (-1: any size) but {dims} in {onnx_path.name}: no request "
+                f"could fit both")
 
     names = {t.name for t in declared}
     if declared and kind == "input" and len(names) < len(graph):

@@ -63,9 +63,16 @@ class ModelRepository:
         file_name = model_file_name(declared)
         versions: dict[int, Path] = {}
         for child in path.iterdir():
-            if child.is_dir() and child.name.isdigit() and (child / file_name).is_file():
+            if is_version_name(child.name) and child.is_dir() and (child / file_name).is_file():
                 versions[int(child.name)] = child / file_name
         return ModelSource(name, path, declared, has_file, versions)
+
+
+def is_version_name(name: str) -> bool:
+    """Whether a directory name is a version: a positive int64 written in ASCII digits
+    without leading zeros ("²", "01" and "١" are not, so no two names are one version)."""
+    return (name.isascii() and name.isdigit() and not name.startswith("0")
+            and len(name) <= 19 and int(name) < 2**63)
 
 
 def select_versions(policy: mc.ModelVersionPolicy, available: list[int]) -> list[int]:

@@ -251,8 +251,9 @@ class ModelManager:
     def _open_version(self, name: str, number: int, config: mc.ModelConfig,
                       path: Path) -> LoadedVersion:
         instances = sum(max(g.count, 1) for g in config.instance_group) or 1
-        threads = thread_count(self.cpu_limit, instances)
-        session = open_session(path, session_options(config, threads))
+        options = session_options(config, thread_count(self.cpu_limit, instances))
+        threads = options.intra_op_num_threads
+        session = open_session(path, options)
         try:
             signature = Signature.from_config(config)
         except InvalidArgument as exc:

@@ -9,6 +9,7 @@ in or immutable, so several worker threads may run it at once.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ import onnxruntime as ort
 from tritonclient.grpc import model_config_pb2 as mc
 
 from modelship_serving.protocol.errors import InternalError, InvalidArgument
-from modelship_serving.repository.errors import ModelLoadError
+from modelship_serving.repository.errors import ModelConfigError, ModelLoadError
 from modelship_serving.runtime.signature import Signature
 
 log = logging.getLogger(__name__)
@@ -70,22 +71,31 @@ def session_options(config: mc.ModelConfig, threads: int) -> ort.SessionOptions:
     opts.inter_op_num_threads = _int_param(params, "inter_op_thread_count", 1)
     # Spinning threads burn the quota that request handling on the event loop
     # needs; a server shares its cores, so threads sleep unless asked otherwise.
-    spinning = params.get("allow_spinning", "0")
+    spinning = params.get("allow_spinning", "0").strip()
+    if spinning not in ("0", "1"):
+        raise ModelConfigError(f'parameter allow_spinning must be "0" or "1", '
+                               f"got {spinning!r:.40}")
     opts.add_session_config_entry("session.intra_op.allow_spinning", spinning)
     opts.add_session_config_entry("session.inter_op.allow_spinning", spinning)
     opts.log_severity_level = 3
     return opts
 
 
+# More threads than any node has cores: a typo, and onnxruntime would try to make them.
+MAX_THREADS = 256
+
+
 def _int_param(params: dict[str, str], key: str, default: int) -> int:
+    """A thread count from config.pbtxt parameters; ModelConfigError when it is none."""
     raw = params.get(key)
     if raw is None:
         return default
-    try:
-        return max(0, int(raw))
-    except ValueError:
-        log.warning("Ignoring parameter %s=%r: not an integer.", key, raw)
-        return default
+    text = raw.strip()
+    if not (text.isascii() and text.isdigit() and int(text) <= MAX_THREADS):
+        raise ModelConfigError(
+            f"parameter {key} must be a whole number of threads from 0 (onnxruntime's "
+            f"default) to {MAX_THREADS}, got {raw!r:.40}")
+    return int(text)
 
 
 def open_session(path: Path, options: ort.SessionOptions) -> ort.InferenceSession:
@@ -155,6 +165,10 @@ class SessionRunner:
         # so call the C++ session directly when this onnxruntime exposes it.
         inner = getattr(session, "_sess", None)
         self._run = getattr(inner, "run", None) or session.run
+        # A run that fails on a client's input is answered with the reason; onnxruntime
+        # would also print it to stderr, outside the log format, once per request.
+        self._run_options = ort.RunOptions()
+        self._run_options.log_severity_level = 4  # fatal only
         self._string_inputs = {
             n for n, s in signature.inputs.items() if s.datatype.name == "BYTES"
         }
@@ -184,12 +198,14 @@ class SessionRunner:
         ready = time.perf_counter_ns()
 
         try:
-            results = self._run(self._output_names, feed, None)
+            results = self._run(self._output_names, feed, self._run_options)
         except (ort.capi.onnxruntime_pybind11_state.InvalidArgument,
                 ort.capi.onnxruntime_pybind11_state.Fail) as exc:
-            raise InvalidArgument(f"model '{self.model}' refused the inputs: {exc}") from exc
+            raise InvalidArgument(
+                f"model '{self.model}' refused the inputs: {_ort_message(exc)}") from exc
         except Exception as exc:
-            raise InternalError(f"model '{self.model}' failed to run: {exc}") from exc
+            raise InternalError(
+                f"model '{self.model}' failed to run: {_ort_message(exc)}") from exc
         ran = time.perf_counter_ns()
 
         outputs = dict(zip(self._output_names, results))
@@ -217,6 +233,14 @@ class SessionRunner:
             except Exception:
                 log.exception("Observer %r failed on model %s version %s; the request "
                               "is unaffected.", observer, self.model, self.version)
+
+
+_ORT_SOURCE = re.compile(r"\s*/onnxruntime_src/\S+:\d+ (?:[^\n]*?\) )?")
+
+
+def _ort_message(exc: Exception) -> str:
+    """onnxruntime's error text without its source paths and C++ signatures."""
+    return _ORT_SOURCE.sub(" ", str(exc)).strip()
 
 
 def _split(outputs: dict[str, np.ndarray], sizes: Sequence[int], *, model: str

@@ -58,6 +58,9 @@ class Signature:
                 optional=optional,
             )
 
+        if config.max_batch_size < 0:
+            raise InvalidArgument(
+                f"max_batch_size must be 0 (no batching) or more, got {config.max_batch_size}")
         return cls(
             model=config.name,
             max_batch_size=config.max_batch_size,
