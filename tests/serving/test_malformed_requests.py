@@ -296,3 +296,17 @@ def test_bytes_tensors_with_lying_length_prefixes_are_refused(server):
     assert response.status == 400
     assert "INPUT0" in message
     assert_still_serves(server)
+
+
+def test_a_408_closes_the_connection(server):
+    with socket.create_connection(("127.0.0.1", server.http_port), timeout=15) as sock:
+        sock.sendall(b"POST /v2/models/mlp/infer HTTP/1.1\r\nHost: x\r\n"
+                     b"Content-Length: 1000\r\n\r\n{")
+        answer = b""
+        while True:  # ends when the server closes (the socket timeout would raise)
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert b"connection: close" in answer.lower()

@@ -51,6 +51,8 @@ def decode_request(request: service_pb2.ModelInferRequest) -> InferRequest:
     """An InferRequest from a ModelInferRequest; InvalidArgument when malformed."""
     params = ({key: parameter_value(value) for key, value in request.parameters.items()}
               if request.parameters else {})
+    if "shared_memory_region" in params:
+        raise Unsupported("shared-memory tensors are not supported by this server")
     if not request.inputs:
         raise InvalidArgument("inference request must have at least one input")
     raw_contents = request.raw_input_contents

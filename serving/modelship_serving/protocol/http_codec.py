@@ -56,10 +56,10 @@ def parse_header_length(raw: str | bytes | None, body_size: int) -> int | None:
     """The JSON header's length from its HTTP header, checked against the body."""
     if raw is None:
         return None
-    try:
-        length = int(raw)
-    except ValueError:
-        raise InvalidArgument(f"{HEADER_LENGTH} must be an integer, got {raw!r:.40}") from None
+    text = raw.strip() if isinstance(raw, str) else raw.decode("latin-1").strip()
+    if not (text.isascii() and text.isdigit()):  # int() would take "+9", "9_4", "٩"
+        raise InvalidArgument(f"{HEADER_LENGTH} must be an integer, got {raw!r:.40}")
+    length = int(text)
     if length < 0 or length > body_size:
         shown = str(length) if len(str(length)) <= 20 else f"{str(length)[:20]}..."
         raise InvalidArgument(

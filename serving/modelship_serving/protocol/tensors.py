@@ -78,7 +78,14 @@ def decode_raw(dt: Datatype, shape: tuple[int, ...], buf: bytes | memoryview, *,
             f"input '{name}': {dt.name} shape {list(shape)} needs {expected} bytes "
             f"of raw data, got {len(buf)}"
         )
+    if dt.name == "BOOL" and not raw_bools_valid(buf):
+        raise InvalidArgument(f"input '{name}': BOOL raw data holds bytes other than 0 and 1")
     return reshape(np.frombuffer(buf, dtype=dt.dtype), shape, name=name)
+
+
+def raw_bools_valid(buf: bytes | memoryview) -> bool:
+    """Whether raw BOOL data holds only 0 and 1 bytes (numpy would keep any byte)."""
+    return len(buf) == 0 or int(np.frombuffer(buf, dtype=np.uint8).max()) <= 1
 
 
 def decode_bytes_elements(buf: bytes | memoryview, count: int, *, name: str) -> np.ndarray:
@@ -274,31 +281,38 @@ def _flatten_strings(data: list[Any], *, name: str) -> list[bytes]:
 
 
 def encode_json(array: np.ndarray, dt: Datatype, *, name: str) -> list[Any]:
-    """The flat JSON list of an output array (BYTES as UTF-8 strings).
-
-    JSON has no NaN or infinities: an output holding them is refused with the
-    way out (binary data), rather than written as text no JSON parser reads
-    or silently turned into null.
-    """
+    """The flat JSON list of an output array (BYTES as UTF-8 strings); see
+    `check_json_output` for what it refuses."""
+    check_json_output(array, dt, name=name)
     flat = array.reshape(-1)
     if dt.name != "BYTES":
-        if flat.dtype.kind == "f" and not bool(np.isfinite(flat).all()):
+        return flat.tolist()
+    return [item.decode("utf-8") if isinstance(item, (bytes, bytearray)) else str(item)
+            for item in flat]
+
+
+def check_json_output(array: np.ndarray, dt: Datatype, *, name: str) -> None:
+    """Refuse an output JSON cannot carry, with the way out (binary data).
+
+    JSON has no NaN or infinities, and its strings are text: rather than
+    written as something no JSON parser reads, or silently turned into null,
+    such an output is an error the server can count as one before answering.
+    """
+    if dt.name != "BYTES":
+        if array.dtype.kind == "f" and not bool(np.isfinite(array).all()):
             raise InvalidArgument(
                 f"output '{name}' holds NaN or infinite values, which JSON cannot "
                 f"represent; ask for it with binary_data=true")
-        return flat.tolist()
-    out: list[str] = []
-    for item in flat:
+        return
+    for item in array.reshape(-1):
         if isinstance(item, (bytes, bytearray)):
             try:
-                item = item.decode("utf-8")
+                item.decode("utf-8")
             except UnicodeDecodeError:
                 raise InvalidArgument(
                     f"output '{name}' holds bytes that are not UTF-8; ask for it with "
                     f"binary_data=true"
                 ) from None
-        out.append(str(item))
-    return out
 
 
 def as_datatype(name: Any, *, tensor: str) -> Datatype:

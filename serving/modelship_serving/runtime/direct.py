@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from modelship_serving.protocol.tensors import MAX_DIMENSION, MAX_RANK
+from modelship_serving.protocol.tensors import MAX_DIMENSION, MAX_RANK, raw_bools_valid
 from modelship_serving.protocol.types import RawTensor
 from modelship_serving.runtime.signature import Signature
 
@@ -87,6 +87,8 @@ class DirectRoute:
                     return None
                 count *= got
             if len(raw) != count * spec.itemsize:
+                return None
+            if spec.datatype == "BOOL" and not raw_bools_valid(raw):
                 return None
             if self._batching:
                 size = shape[0]

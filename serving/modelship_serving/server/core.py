@@ -28,6 +28,7 @@ from modelship_serving.protocol.errors import (
     NotFound,
     Unavailable,
 )
+from modelship_serving.protocol.tensors import check_json_output
 from modelship_serving.protocol.types import (
     InferOutput,
     InferRequest,
@@ -370,6 +371,8 @@ def _response(model: LoadedVersion, request_id: str,
         want = spec.datatype.dtype
         if array.dtype is not want and spec.datatype.name != "BYTES" and array.dtype != want:
             array = array.astype(want)
+        if not binary:  # refused here, so that the statistics count it as failed
+            check_json_output(array, spec.datatype, name=name)
         tensors.append(InferOutput(name, spec.datatype.name, array.shape, array, binary))
     return InferResponse(model_name=model.name, model_version=model.version_str,
                          id=request_id, outputs=tensors)

@@ -114,6 +114,11 @@ class HttpApp:
             return
         except InferenceError as exc:
             status, body, headers = exc.http_status, _error_body(exc.message), _JSON
+            if isinstance(exc, RequestTimeout):
+                # The client stopped sending mid-body: nothing more will be read on
+                # this connection (a 413's may still be arriving, and closing under
+                # it would reset the connection before the client reads the answer).
+                headers = [*headers, (b"connection", b"close")]
         except Exception as exc:  # a bug: answer 500 and keep serving
             log.exception("Unhandled error on %s %s.", scope.get("method"), scope.get("path"))
             status, body, headers = 500, _error_body(f"internal error: {exc}"), _JSON

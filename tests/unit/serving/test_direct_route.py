@@ -39,7 +39,8 @@ def signature(batching: bool) -> Signature:
         input [
           {{ name: "a" data_type: TYPE_FP32 dims: [3] }},
           {{ name: "b" data_type: TYPE_INT64 dims: [-1, -1] }},
-          {{ name: "c" data_type: TYPE_FP16 dims: [4] reshape {{ shape: [2, 2] }} }}
+          {{ name: "c" data_type: TYPE_FP16 dims: [4] reshape {{ shape: [2, 2] }} }},
+          {{ name: "d" data_type: TYPE_BOOL dims: [2] }}
         ]
         output [{{ name: "y" data_type: TYPE_FP32 dims: [3] }}]""", mc.ModelConfig())
     return Signature.from_config(config)
@@ -82,15 +83,18 @@ def plain_requests(draw: st.DrawFn, batching: bool) -> list:
     batch = draw(st.integers(1, 4)) if batching else None
     lead = [batch] if batching else []
     b_dims = draw(st.lists(st.integers(0, 5), min_size=2, max_size=2))
-    shapes = {"a": lead + [3], "b": lead + b_dims, "c": lead + [4]}
-    kinds = {"a": ("FP32", 4), "b": ("INT64", 8), "c": ("FP16", 2)}
-    names = draw(st.permutations(["a", "b", "c"]))
+    shapes = {"a": lead + [3], "b": lead + b_dims, "c": lead + [4], "d": lead + [2]}
+    kinds = {"a": ("FP32", 4), "b": ("INT64", 8), "c": ("FP16", 2), "d": ("BOOL", 1)}
+    names = draw(st.permutations(["a", "b", "c", "d"]))
     tensors = []
     for name in names:
         datatype, itemsize = kinds[name]
         size = math.prod(shapes[name]) * itemsize
-        tensors.append((name, datatype, shapes[name],
-                        bytes(draw(st.binary(min_size=size, max_size=size)))))
+        if datatype == "BOOL":
+            raw = bytes(draw(st.lists(st.integers(0, 1), min_size=size, max_size=size)))
+        else:
+            raw = draw(st.binary(min_size=size, max_size=size))
+        tensors.append((name, datatype, shapes[name], bytes(raw)))
     return tensors
 
 
@@ -101,7 +105,7 @@ def mutated_requests(draw: st.DrawFn, batching: bool) -> list:
     tensors = [list(t) for t in draw(plain_requests(batching))]
     victim = draw(st.integers(0, len(tensors) - 1))
     name, datatype, shape, raw = tensors[victim]
-    kinds = ["bytes", "dim", "rank", "name", "datatype", "drop"]
+    kinds = ["bytes", "dim", "rank", "name", "datatype", "drop", "bool"]
     kind = draw(st.sampled_from(kinds + ["batch", "batches"] if batching else kinds))
     if kind == "batches":  # every input in the same batch, which may be out of range
         size = draw(st.integers(0, 6))
@@ -119,11 +123,17 @@ def mutated_requests(draw: st.DrawFn, batching: bool) -> list:
             index = 0 if kind == "batch" else draw(st.integers(0, len(shape) - 1))
             shape[index] = draw(st.integers(-1, 6) | st.just(True) | st.just(2**41))
         count = math.prod(max(int(d), 0) for d in shape) if max(shape, default=0) < 2**40 else 0
-        raw = bytes(count * ITEMSIZE[datatype])
+        raw = bytes(count * ITEMSIZE[datatype])  # zeros: valid for every datatype
+    elif kind == "bool":  # a byte other than 0 or 1 in the BOOL input, if any
+        name, datatype, shape, raw = next(
+            (list(t) for t in tensors if t[1] == "BOOL"), [name, datatype, shape, raw])
+        victim = next((i for i, t in enumerate(tensors) if t[1] == "BOOL"), victim)
+        if datatype == "BOOL" and raw:
+            raw = bytes([draw(st.integers(2, 255))]) + raw[1:]
     elif kind == "name":
         name = draw(st.sampled_from(["a", "b", "c", "d", ""]))
     elif kind == "datatype":
-        datatype = draw(st.sampled_from(["FP32", "INT64", "FP16", "INT32", "FP64"]))
+        datatype = draw(st.sampled_from(["FP32", "INT64", "FP16", "INT32", "FP64", "BOOL"]))
     tensors[victim] = [name, datatype, shape, raw]
     if kind == "drop":
         del tensors[victim]

@@ -161,3 +161,64 @@ async def test_a_version_in_the_path_must_be_digits_only(tmp_path, version):
     with pytest.raises(InvalidArgument, match="is not a version number"):
         server.manager.get("m", version)
     await server.close()
+
+
+@pytest.mark.parametrize("config, reason", [
+    ('input [{ name: "INPUT0" data_type: TYPE_FP32 dims: [5] }]',
+     "input 'INPUT0' has shape [-1, 5] in config.pbtxt (-1: any size) but [-1, 4] in "
+     "model.onnx: no request could fit both"),
+    ('input [{ name: "INPUT0" data_type: TYPE_INT32 dims: [4] }]',
+     "input 'INPUT0' is TYPE_INT32 in config.pbtxt but TYPE_FP32 in model.onnx"),
+    ('output [{ name: "OUTPUT0" data_type: TYPE_FP32 dims: [2, 2] }]',
+     "output 'OUTPUT0' has shape [-1, 2, 2] in config.pbtxt"),
+    ('input [{ name: "INPUT0" data_type: TYPE_FP32 dims: [2] reshape { shape: [4] } }]', ""),
+    ("max_batch_size: -1", "max_batch_size must be 0 (no batching) or more"),
+    ('parameters { key: "intra_op_thread_count" value: { string_value: "99999999999999999999" } }',
+     "intra_op_thread_count must be a whole number of threads from 0"),
+    ('parameters { key: "intra_op_thread_count" value: { string_value: "100000" } }',
+     "intra_op_thread_count must be a whole number of threads from 0"),
+    ('parameters { key: "inter_op_thread_count" value: { string_value: "two" } }',
+     "inter_op_thread_count must be a whole number of threads"),
+    ('parameters { key: "allow_spinning" value: { string_value: "yes" } }',
+     'allow_spinning must be "0" or "1"'),
+])
+async def test_a_config_no_request_could_use_leaves_the_model_unavailable_with_why(
+        repo, config, reason):
+    save(repo, "bad", identity(), config="max_batch_size: 8\n" + config
+         if "max_batch_size" not in config else config)
+    save(repo, "good", identity())
+    server = await started(repo, strict_readiness=False)
+
+    assert server.model_ready("bad") is not bool(reason)
+    assert reason in server.model_unready_reason("bad")
+    assert (await server.infer(request("good"), protocol="test")).outputs
+    await server.close()
+
+
+async def test_only_canonical_version_directories_are_versions(repo):
+    save(repo, "m", identity(), version=1)
+    for odd in ("01", "\u00b2", "\u0661", "9" * 30):
+        save(repo, "m", identity(), version=odd)  # type: ignore[arg-type]
+    server = await started(repo)
+
+    assert server.manager.entries()[0].versions.keys() == {1}
+    await server.close()
+
+
+@pytest.mark.parametrize("direct", [True, False])
+async def test_an_output_json_cannot_carry_is_counted_as_a_failed_request(repo, direct):
+    save(repo, "m", identity(dims=[2, None]))  # no batching: it runs on the loop
+    server = await started(repo)
+    assert server.manager.get("m").direct is not None
+    rows = np.array([[1.0, np.nan], [0.0, 2.0]], np.float32)
+    with pytest.raises(InvalidArgument, match="ask for it with binary_data=true"):
+        if direct:
+            server.infer_direct("m", "", "", [("INPUT0", "FP32", [2, 2], rows.tobytes())],
+                                None, binary_default=False, protocol="test")
+        else:
+            await server.infer(InferRequest("m", "", "", [
+                InferInput("INPUT0", "FP32", rows.shape, rows)]), protocol="test")
+
+    stats = server.manager.get("m").stats.snapshot()
+    assert (stats.success.count, stats.fail.count) == (0, 1)
+    await server.close()

@@ -56,7 +56,11 @@ def test_http_response_puts_binary_outputs_after_the_json_header():
 
 @pytest.mark.parametrize("length, message", [
     (10_000, "but the request body has"),
-    (-1, "but the request body has"),
+    (-1, "must be an integer"),
+    ("+9", "must be an integer"),
+    ("9_4", "must be an integer"),
+    ("\u0669", "must be an integer"),
+    ("1e2", "must be an integer"),
 ])
 def test_lying_header_lengths_are_refused(length, message):
     with pytest.raises(InvalidArgument, match=message):
@@ -117,6 +121,21 @@ def test_shared_memory_is_reported_as_unsupported():
                                      "parameters": {"shared_memory_region": "r"}}]}).encode()
     with pytest.raises(Unsupported):
         http_codec.decode_request(header, None, model_name="m", model_version="")
+    request = pb.ModelInferRequest(model_name="m")
+    request.parameters["shared_memory_region"].string_param = "r"
+    request.inputs.add(name="x", datatype="FP32", shape=[1])
+    request.raw_input_contents.append(b"\0" * 4)
+    with pytest.raises(Unsupported):  # the same over gRPC, where it was ignored
+        grpc_codec.decode_request(request)
+
+
+def test_raw_bools_other_than_zero_and_one_are_refused():
+    body, length = binary_body(np.array([[1, 0]], np.uint8))
+    body = body.replace(b'"FP32"', b'"BOOL"')  # the same length
+    assert http_codec.decode_request(body, length, model_name="m", model_version="")
+    with pytest.raises(InvalidArgument, match="BOOL raw data holds bytes other than 0 and 1"):
+        http_codec.decode_request(body[:-1] + b"\x02", length, model_name="m",
+                                  model_version="")
 
 
 @pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity", "1e400"])
