@@ -53,6 +53,8 @@ def decode_request(request: service_pb2.ModelInferRequest) -> InferRequest:
               if request.parameters else {})
     if "shared_memory_region" in params:
         raise Unsupported("shared-memory tensors are not supported by this server")
+    if not request.model_name:
+        raise InvalidArgument("inference request must name a model (model_name)")
     if not request.inputs:
         raise InvalidArgument("inference request must have at least one input")
     raw_contents = request.raw_input_contents
@@ -139,6 +141,11 @@ def _decode_contents(dt: Datatype, shape: tuple[int, ...],
         raise InvalidArgument(
             f"input '{name}': {dt.name} data must be sent in raw_input_contents"
         )
+    others = sorted(f.name for f, _ in tensor.contents.ListFields() if f.name != field)
+    if others:
+        raise InvalidArgument(
+            f"input '{name}': {dt.name} data goes in contents.{field}, the request also "
+            f"fills contents.{', contents.'.join(others)}")
     values = getattr(tensor.contents, field)
     if len(values) != count:
         raise InvalidArgument(

@@ -206,3 +206,22 @@ def test_json_outputs_round_trip_every_finite_float_exactly():
     decoded = json.loads(body)
     assert decoded["id"] == "req-1"
     assert np.array_equal(np.array(decoded["outputs"][0]["data"]), values.reshape(-1))
+
+
+def test_grpc_typed_contents_in_another_datatypes_field_are_refused():
+    request = pb.ModelInferRequest(model_name="m")
+    tensor = request.inputs.add(name="x", datatype="FP32", shape=[2])
+    tensor.contents.fp32_contents.extend([1.0, 2.0])
+    assert grpc_codec.decode_request(request).inputs[0].data.tolist() == [1.0, 2.0]
+
+    tensor.contents.int_contents.extend([7])
+    with pytest.raises(InvalidArgument, match="the request also fills contents.int_contents"):
+        grpc_codec.decode_request(request)
+
+
+def test_a_grpc_request_without_a_model_name_says_so():
+    request = pb.ModelInferRequest()
+    request.inputs.add(name="x", datatype="FP32", shape=[1])
+    request.raw_input_contents.append(b"\0" * 4)
+    with pytest.raises(InvalidArgument, match="must name a model"):
+        grpc_codec.decode_request(request)
