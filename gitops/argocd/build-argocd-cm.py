@@ -2,9 +2,12 @@
 """Write argocd-cm.yaml from the health scripts beside it.
 
 Argo CD reads custom health checks from its `argocd-cm` ConfigMap, one key per
-group and kind. The Lua files are the source (tests run them with a Lua
-interpreter); the ConfigMap snippet is built from them, never edited by hand,
-and `--check` fails when it no longer embeds the current scripts.
+group and kind, each a self-contained script. The Lua files are the source:
+health-common.lua holds what every kind shares and each *-health.lua what is
+its own; a kind's check is the two put together (`script`), which is what the
+tests run with a Lua interpreter and the ConfigMap embeds. The snippet is
+built from them, never edited by hand, and `--check` fails when it no longer
+embeds the current scripts.
 
     python3 gitops/argocd/build-argocd-cm.py          # rewrite argocd-cm.yaml
     python3 gitops/argocd/build-argocd-cm.py --check  # exit 1 when out of date
@@ -23,6 +26,7 @@ CHECKS = (
     ("modelship.io", "ModelDeployment", "modeldeployment-health.lua"),
     ("modelship.io", "ModelEnsemble", "modelensemble-health.lua"),
 )
+COMMON = "health-common.lua"
 HEADER = """\
 # Argo CD health checks for Modelship's resources. Generated from the *-health.lua
 # files beside it by build-argocd-cm.py: edit those, then rerun it.
@@ -49,13 +53,16 @@ def render() -> str:
         "    app.kubernetes.io/part-of: argocd\n",
         "data:\n",
     ]
-    for group, kind, script in CHECKS:
-        lua = (HERE / script).read_text()
-        if not lua.endswith("\n"):
-            lua += "\n"
+    for group, kind, name in CHECKS:
         out.append(f"  resource.customizations.health.{group}_{kind}: |\n")
-        out.append(block(lua, "    "))
+        out.append(block(script(name), "    "))
     return "".join(out)
+
+
+def script(name: str) -> str:
+    """The self-contained check of one kind: the shared part, then the kind's own."""
+    parts = [(HERE / COMMON).read_text(), (HERE / name).read_text()]
+    return "\n".join(part if part.endswith("\n") else part + "\n" for part in parts)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,8 +26,8 @@ import pytest
 
 from tests.harness.controlplane import ControlPlane, free_port
 from tests.integration.install.release import Release, install
-from tests.unit.install.lua import lua_available, run_health
-from tests.unit.install.paths import ARGOCD, REPO
+from tests.unit.install.lua import health_script, lua_available, run_health
+from tests.unit.install.paths import REPO
 
 # A 403 status or a Forbidden reason, not the digits 403 inside a uid or a timestamp.
 FORBIDDEN = re.compile(rb"(?<![\w.:-])403(?![\w.:-])|Forbidden")
@@ -35,7 +35,7 @@ FORBIDDEN = re.compile(rb"(?<![\w.:-])403(?![\w.:-])|Forbidden")
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 EXAMPLE = REPO / "examples" / "breast-cancer-onnx-pvc.yaml"
-HEALTH_SCRIPT = ARGOCD / "modeldeployment-health.lua"
+HEALTH_SCRIPT = health_script("modeldeployment-health.lua")
 TEST_MANAGER = "modelship-install-test"
 
 

@@ -9,6 +9,7 @@ an environment holding only the few functions Argo CD's sandbox offers.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import shutil
@@ -18,7 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.unit.install.paths import ARGOCD
+
 LUA = "lua5.4"
+_BUILDER = "build-argocd-cm.py"
+_BUILT = Path(tempfile.mkdtemp(prefix="modelship-health-"))
 
 # The script sees these and nothing else: no io, os, require or load.
 _DRIVER = """\
@@ -82,6 +87,18 @@ def _lua_string(text: str) -> str:
         else:
             out.append(f"\\{byte:03d}")
     return '"' + "".join(out) + '"'
+
+
+def health_script(name: str) -> Path:
+    """A kind's check as Argo CD gets it (`build-argocd-cm.py`'s `script`), in a file."""
+    path = _BUILT / name
+    if not path.exists():
+        spec = importlib.util.spec_from_file_location("build_argocd_cm", ARGOCD / _BUILDER)
+        builder = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+        spec.loader.exec_module(builder)  # type: ignore[union-attr]
+        _BUILT.mkdir(parents=True, exist_ok=True)
+        path.write_text(builder.script(name))
+    return path
 
 
 def run_health(script: Path, obj: dict[str, Any], *, floats: bool = False) -> Health:

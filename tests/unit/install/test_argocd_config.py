@@ -11,6 +11,7 @@ import sys
 
 import yaml
 
+from tests.unit.install.lua import health_script
 from tests.unit.install.paths import ARGOCD, CHART, EXAMPLES, REPO
 
 KEYS = {
@@ -25,7 +26,7 @@ def test_the_argocd_cm_snippet_embeds_each_health_script_verbatim():
     assert (snippet["kind"], snippet["metadata"]["name"]) == ("ConfigMap", "argocd-cm")
     assert set(snippet["data"]) == set(KEYS)
     for key, script in KEYS.items():
-        assert snippet["data"][key] == (ARGOCD / script).read_text(), f"{key} is stale"
+        assert snippet["data"][key] == health_script(script).read_text(), f"{key} is stale"
 
 
 def test_the_snippet_builder_reports_it_is_current():

@@ -12,16 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.install.lua import lua_available, load_fixture, run_health
-from tests.unit.install.paths import ARGOCD, FIXTURES
+from tests.unit.install.lua import health_script, lua_available, load_fixture, run_health
+from tests.unit.install.paths import FIXTURES
 
 pytestmark = pytest.mark.skipif(not lua_available(), reason="lua5.4 is not installed "
                                 "(scripts/setup-system.sh installs it)")
 
 FIXTURE_FILES = sorted(FIXTURES.glob("*.json"))
 SCRIPTS = {
-    "ModelDeployment": ARGOCD / "modeldeployment-health.lua",
-    "ModelEnsemble": ARGOCD / "modelensemble-health.lua",
+    "ModelDeployment": health_script("modeldeployment-health.lua"),
+    "ModelEnsemble": health_script("modelensemble-health.lua"),
 }
 
 
