@@ -57,12 +57,22 @@ def read_config(model_dir: Path) -> mc.ModelConfig | None:
     path = model_dir / CONFIG_FILE
     if not path.is_file():
         return None
-    return parse_config_text(path.read_text(encoding="utf-8"), source=str(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ModelConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    return parse_config_text(text, source=str(path))
 
 
 def model_file_name(config: mc.ModelConfig) -> str:
-    """The file each version directory holds (default_model_filename or model.onnx)."""
-    return config.default_model_filename or DEFAULT_MODEL_FILE
+    """The file each version directory holds (default_model_filename or model.onnx);
+    ModelConfigError for anything but a plain file name."""
+    name = config.default_model_filename or DEFAULT_MODEL_FILE
+    if "/" in name or "\\" in name or name in (".", ".."):
+        raise ModelConfigError(
+            f"default_model_filename must name a file in the version directory, "
+            f"got {name!r:.80}")
+    return name
 
 
 def complete_config(config: mc.ModelConfig, *, name: str, onnx_path: Path) -> mc.ModelConfig:
@@ -105,6 +115,7 @@ def complete_config(config: mc.ModelConfig, *, name: str, onnx_path: Path) -> mc
                 done.dynamic_batching.SetInParent()
     batching = done.max_batch_size > 0
 
+    _check_limits(done)
     _complete_tensors(done.input, graph_inputs, batching, kind="input", onnx_path=onnx_path)
     _complete_tensors(done.output, graph_outputs, batching, kind="output", onnx_path=onnx_path)
     if not done.instance_group:
@@ -114,6 +125,33 @@ def complete_config(config: mc.ModelConfig, *, name: str, onnx_path: Path) -> mc
     if not done.HasField("version_policy"):
         done.version_policy.latest.num_versions = 1
     return done
+
+
+# Past these a config is a typo: each instance is a thread, and a request may
+# wait that long in the batcher's queue.
+MAX_INSTANCES = 64
+MAX_QUEUE_DELAY_US = 10_000_000
+
+
+def _check_limits(config: mc.ModelConfig) -> None:
+    """ModelConfigError for values no server should act on."""
+    counts = [g.count for g in config.instance_group]
+    if any(c < 0 for c in counts) or sum(max(c, 1) for c in counts) > MAX_INSTANCES:
+        raise ModelConfigError(
+            f"instance_group counts must be from 0 to {MAX_INSTANCES} instances in all, "
+            f"got {counts}")
+    delay = config.dynamic_batching.max_queue_delay_microseconds
+    if delay > MAX_QUEUE_DELAY_US:
+        raise ModelConfigError(
+            f"dynamic_batching max_queue_delay_microseconds must be at most "
+            f"{MAX_QUEUE_DELAY_US} (10 s), got {delay}")
+    for kind, tensors in (("input", config.input), ("output", config.output)):
+        for tensor in tensors:
+            dims = list(tensor.dims) + list(tensor.reshape.shape)
+            if any(d < -1 for d in dims):
+                raise ModelConfigError(
+                    f"{kind} '{tensor.name}': dimensions are sizes, or -1 for any size; "
+                    f"got {dims}")
 
 
 def _declares_dims(config: mc.ModelConfig) -> bool:

@@ -177,13 +177,16 @@ class ModelManager:
             entry.state = LOADING
             try:
                 new_config, versions = await asyncio.to_thread(self._open, name, config)
-            except RepositoryError as exc:
+            except Exception as exc:  # whatever a model does, the server stays up
+                why = str(exc) if isinstance(exc, RepositoryError) else (
+                    f"{type(exc).__name__}: {exc}")
                 entry.state = READY if entry.versions else UNAVAILABLE
-                entry.reason = f"reload failed: {exc}" if entry.versions else str(exc)
+                entry.reason = f"reload failed: {why}" if entry.versions else why
                 log.warning("Model %s failed to load and is %s: %s", name,
                             "still serving its previous versions" if entry.versions
-                            else "unavailable", exc)
-                raise InvalidArgument(f"failed to load '{name}': {exc}") from exc
+                            else "unavailable", why,
+                            exc_info=not isinstance(exc, RepositoryError))
+                raise InvalidArgument(f"failed to load '{name}': {why}") from exc
 
             old = entry.versions
             entry.versions = versions

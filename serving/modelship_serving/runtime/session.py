@@ -100,6 +100,10 @@ def _int_param(params: dict[str, str], key: str, default: int) -> int:
 
 def open_session(path: Path, options: ort.SessionOptions) -> ort.InferenceSession:
     """An InferenceSession on CPU; ModelLoadError when ONNX Runtime refuses the file."""
+    # Errors reach the server's log and the clients through exceptions; onnxruntime
+    # would also print them to stderr outside the log format (its allocator and
+    # the probe run do, whatever a run's own options say).
+    ort.set_default_logger_severity(4)
     try:
         return ort.InferenceSession(str(path), sess_options=options,
                                     providers=["CPUExecutionProvider"])

@@ -181,6 +181,15 @@ async def test_a_version_in_the_path_must_be_digits_only(tmp_path, version):
      "inter_op_thread_count must be a whole number of threads"),
     ('parameters { key: "allow_spinning" value: { string_value: "yes" } }',
      'allow_spinning must be "0" or "1"'),
+    ("instance_group [{ count: 100000 kind: KIND_CPU }]",
+     "instance_group counts must be from 0 to 64 instances in all"),
+    ("instance_group [{ count: -3 kind: KIND_CPU }]", "instance_group counts must be"),
+    ("dynamic_batching { max_queue_delay_microseconds: 18446744073709551615 }",
+     "max_queue_delay_microseconds must be at most 10000000"),
+    ('input [{ name: "INPUT0" data_type: TYPE_FP32 dims: [-2] }]',
+     "dimensions are sizes, or -1 for any size"),
+    ('default_model_filename: "../good/1/model.onnx"',
+     "default_model_filename must name a file in the version directory"),
 ])
 async def test_a_config_no_request_could_use_leaves_the_model_unavailable_with_why(
         repo, config, reason):
@@ -221,4 +230,36 @@ async def test_an_output_json_cannot_carry_is_counted_as_a_failed_request(repo, 
 
     stats = server.manager.get("m").stats.snapshot()
     assert (stats.success.count, stats.fail.count) == (0, 1)
+    await server.close()
+
+
+async def test_a_config_that_is_not_utf8_fails_its_model_only(repo):
+    save(repo, "bad", identity())
+    (repo / "bad" / "config.pbtxt").write_bytes(b'# caf\xe9\nmax_batch_size: 4\n')
+    save(repo, "good", identity())
+    server = await started(repo, strict_readiness=False)
+
+    assert "not UTF-8 text" in server.model_unready_reason("bad")
+    assert (await server.infer(request("good"), protocol="test")).outputs
+    await server.close()
+
+
+async def test_an_unexpected_error_while_loading_fails_the_model_not_the_server(
+        repo, monkeypatch):
+    from modelship_serving.runtime import manager as manager_module
+
+    save(repo, "m", identity())
+    server = ModelServer(repo, cpu_limit=1, registry=CollectorRegistry(),
+                         control_mode="explicit")
+    await server.start()
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(manager_module, "WorkerThreads", boom, raising=False)
+    monkeypatch.setattr(manager_module.ModelManager, "_open_version", boom)
+    with pytest.raises(InvalidArgument, match="RuntimeError: can't start new thread"):
+        await server.load_model("m")
+    entry = server.manager.entries()[0]
+    assert (entry.state, entry.reason) == ("UNAVAILABLE", "RuntimeError: can't start new thread")
     await server.close()
