@@ -217,22 +217,24 @@ def serialize_response(response: InferResponse) -> bytes:
         prefix = _PREFIXES[key] = _metadata(response).SerializeToString()
     parts = [prefix]
     if response.id:
-        parts.append(_length_delimited(_ID_FIELD, response.id.encode()))
+        _length_delimited(parts, _ID_FIELD, response.id.encode())
     for out in response.outputs:
-        parts.append(_length_delimited(_RAW_OUTPUT_FIELD,
-                                       encode_raw(out.data, DATATYPES[out.datatype])))
+        _length_delimited(parts, _RAW_OUTPUT_FIELD,
+                          encode_raw(out.data, DATATYPES[out.datatype]))
     return b"".join(parts)
 
 
-def _length_delimited(field: int, payload: bytes) -> bytes:
-    """One protobuf field of wire type 2 (bytes, strings)."""
+def _length_delimited(parts: list[bytes], field: int, payload: bytes) -> None:
+    """Append one protobuf field of wire type 2 (bytes, strings): its tag and length,
+    then the payload itself (joined once, with the rest, never copied twice)."""
     size = len(payload)
     head = bytearray(((field << 3) | 2,))
     while size > 0x7F:
         head.append((size & 0x7F) | 0x80)
         size >>= 7
     head.append(size)
-    return bytes(head) + payload
+    parts.append(bytes(head))
+    parts.append(payload)
 
 
 def set_parameter(param: service_pb2.InferParameter, value: Any) -> None:

@@ -281,14 +281,12 @@ def _flatten_strings(data: list[Any], *, name: str) -> list[bytes]:
 
 
 def encode_json(array: np.ndarray, dt: Datatype, *, name: str) -> list[Any]:
-    """The flat JSON list of an output array (BYTES as UTF-8 strings); see
-    `check_json_output` for what it refuses."""
+    """The flat JSON list of an output array (BYTES as UTF-8 strings); refuses
+    what `check_json_output` refuses."""
+    if dt.name == "BYTES":
+        return _json_strings(array, name=name)
     check_json_output(array, dt, name=name)
-    flat = array.reshape(-1)
-    if dt.name != "BYTES":
-        return flat.tolist()
-    return [item.decode("utf-8") if isinstance(item, (bytes, bytearray)) else str(item)
-            for item in flat]
+    return array.reshape(-1).tolist()
 
 
 def check_json_output(array: np.ndarray, dt: Datatype, *, name: str) -> None:
@@ -298,21 +296,27 @@ def check_json_output(array: np.ndarray, dt: Datatype, *, name: str) -> None:
     written as something no JSON parser reads, or silently turned into null,
     such an output is an error the server can count as one before answering.
     """
-    if dt.name != "BYTES":
-        if array.dtype.kind == "f" and not bool(np.isfinite(array).all()):
-            raise InvalidArgument(
-                f"output '{name}' holds NaN or infinite values, which JSON cannot "
-                f"represent; ask for it with binary_data=true")
-        return
+    if dt.name == "BYTES":
+        _json_strings(array, name=name)
+    elif array.dtype.kind == "f" and not bool(np.isfinite(array).all()):
+        raise InvalidArgument(
+            f"output '{name}' holds NaN or infinite values, which JSON cannot "
+            f"represent; ask for it with binary_data=true")
+
+
+def _json_strings(array: np.ndarray, *, name: str) -> list[str]:
+    out: list[str] = []
     for item in array.reshape(-1):
         if isinstance(item, (bytes, bytearray)):
             try:
-                item.decode("utf-8")
+                item = item.decode("utf-8")
             except UnicodeDecodeError:
                 raise InvalidArgument(
                     f"output '{name}' holds bytes that are not UTF-8; ask for it with "
                     f"binary_data=true"
                 ) from None
+        out.append(str(item))
+    return out
 
 
 def as_datatype(name: Any, *, tensor: str) -> Datatype:
