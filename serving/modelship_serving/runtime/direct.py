@@ -99,7 +99,7 @@ class DirectRoute:
                 ((batch,) if self._batching else ()) + spec.reshape)
             if spec.reshape is not None and math.prod(target) != count:
                 return None
-            feed[name] = np.ndarray(target, spec.dtype, raw)  # a read-only view of raw
+            feed[name] = np.ndarray(target, spec.dtype, raw)  # a view of raw, not a copy
             elements += count
         if sent != len(self._inputs) or len(feed) != sent:
             return None  # an input missing (optional ones included) or sent twice
